@@ -1,0 +1,104 @@
+"""The small contract every engine implements, and the settings they all share.
+
+An engine module (``keras_engine``, ``torch_engine``, ``lightning_engine``) exposes:
+
+* ``train(spec, data, on_epoch) -> RunResult`` — trains on ``data`` (an
+  :class:`engines.data.Split`), calls ``on_epoch(EpochStats)`` after every epoch, restores
+  the best validation-loss weights, evaluates once on the test set.
+* ``save_model(result, run_dir) -> Path`` — writes ``model.keras`` or ``model.pt``.
+* ``load_predictor(run_dir) -> Predictor``.
+
+Framework defaults that would otherwise make the three disagree are fixed here once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+# One setting for everything where framework defaults differ (see README "Shared settings").
+BN_MOMENTUM = 0.1  # PyTorch convention: weight of the new batch; Keras momentum = 1 - this.
+BN_EPSILON = 1e-5
+ADAM_EPSILON = 1e-7
+# Weight init: Glorot (Xavier) uniform for every Dense/Conv kernel, zero biases.
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """One row of ``history.parquet`` (before run_id/framework/arch are added)."""
+
+    epoch: int  # 1-based
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    lr: float  # the learning rate used during this epoch
+    epoch_seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+OnEpoch = Callable[[EpochStats], None]
+
+
+@dataclass
+class RunResult:
+    """What ``train`` returns. ``model`` is the framework's own object, weights = best epoch."""
+
+    history: list[EpochStats]
+    best_epoch: int
+    stopped_epoch: int
+    test_loss: float
+    test_accuracy: float
+    test_probabilities: np.ndarray  # float (N_test, 10)
+    trainable_params: int
+    model: Any = field(repr=False, default=None)
+
+
+class Predictor(Protocol):
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        """uint8 (N, 28, 28) MNIST-like images -> float (N, 10) probabilities."""
+        ...
+
+
+ENGINE_MODULES = {
+    "keras": "engines.keras_engine",
+    "torch": "engines.torch_engine",
+    "lightning": "engines.lightning_engine",
+}
+
+
+def import_engine(framework: str):
+    """Import an engine module, torch side first.
+
+    On this stack, importing TensorFlow before torchvision/Lightning in the same process
+    segfaults; importing the torch side first is safe. So whenever Keras is requested we
+    import torch and Lightning beforehand (when they are installed).
+    """
+    if framework not in ENGINE_MODULES:
+        raise ValueError(f"framework: must be one of {'|'.join(ENGINE_MODULES)}, got {framework!r}")
+    if framework == "keras":
+        import_torch_side_first()
+    return importlib.import_module(ENGINE_MODULES[framework])
+
+
+def import_torch_side_first() -> None:
+    for name in ("torch", "torchvision", "lightning"):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+
+
+def load_predictor(run_dir: str | Path) -> Predictor:
+    """A predictor for a finished run, whatever framework trained it."""
+    from engines import store
+
+    run = store.read_run(Path(run_dir))
+    framework = run["spec"]["framework"]
+    return import_engine(framework).load_predictor(Path(run_dir))

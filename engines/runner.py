@@ -1,0 +1,136 @@
+"""Run one training job end to end and record it in the store.
+
+This is what ``python -m engines train`` executes, in its own process: mark the run
+``running``, train with the spec's engine, write history (after every epoch, so the
+dashboard can follow along), predictions and model, then mark it ``done``. Any exception
+marks it ``failed`` with the error; SIGTERM (the dashboard's cancel) marks it ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import socket
+import statistics
+import time
+import traceback
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from engines import store
+from engines.core import EpochStats, import_engine
+from engines.spec import RunSpec
+
+
+class Cancelled(Exception):
+    """Raised inside the training process when it receives SIGTERM."""
+
+
+def _raise_cancelled(signum: int, frame: Any) -> None:
+    raise Cancelled(f"cancelled (signal {signum})")
+
+
+def library_versions(framework: str) -> dict[str, str]:
+    names = ["numpy", "pandas", "pyarrow"]
+    names += ["tensorflow", "keras"] if framework == "keras" else ["torch"]
+    if framework == "lightning":
+        names.append("lightning")
+    versions = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def host_info() -> dict[str, Any]:
+    return {
+        "name": socket.gethostname(),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "threads": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "platform": platform.platform(),
+    }
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def execute(run_dir: Path, on_epoch: Callable[[EpochStats], None] | None = None) -> dict:
+    """Train the queued run in ``run_dir``; returns the final ``run.json``."""
+    run = store.read_run(run_dir)
+    spec = RunSpec.from_dict(run["spec"])
+    started = time.time()
+    run = store.update_run(
+        run_dir,
+        status="running",
+        started_at=store.now_iso(),
+        pid=os.getpid(),
+        host=host_info(),
+        versions=library_versions(spec.framework),
+        progress={"epoch": 0, "epochs": spec.epochs, "val_accuracy": None},
+        error=None,
+    )
+    previous = signal.signal(signal.SIGTERM, _raise_cancelled)
+    rows: list[dict] = []
+
+    def record_epoch(stats: EpochStats) -> None:
+        rows.append(stats.as_dict())
+        store.write_history(run_dir, run, rows)
+        progress = {"epoch": stats.epoch, "epochs": spec.epochs, "val_accuracy": stats.val_accuracy}
+        store.update_run(run_dir, progress=progress)
+        if on_epoch is not None:
+            on_epoch(stats)
+
+    try:
+        from engines.data import prepare
+
+        engine = import_engine(spec.framework)
+        data = prepare(spec)
+        result = engine.train(spec, data, record_epoch)
+        store.write_history(run_dir, run, [s.as_dict() for s in result.history])
+        store.write_predictions(run_dir, data.y_test, result.test_probabilities)
+        engine.save_model(result, run_dir)
+        epoch_times = [s.epoch_seconds for s in result.history]
+        return store.update_run(
+            run_dir,
+            status="done",
+            finished_at=store.now_iso(),
+            wall_seconds=round(time.time() - started, 3),
+            seconds_per_epoch=round(statistics.median(epoch_times), 3) if epoch_times else None,
+            best_epoch=result.best_epoch,
+            stopped_epoch=result.stopped_epoch,
+            test_loss=float(result.test_loss),
+            test_accuracy=float(result.test_accuracy),
+            trainable_params=int(result.trainable_params),
+        )
+    except (Cancelled, KeyboardInterrupt) as err:
+        return _finish(run_dir, started, "cancelled", str(err) or "cancelled")
+    except Exception as err:
+        detail = "".join(traceback.format_exception_only(type(err), err)).strip()
+        _finish(run_dir, started, "failed", detail, trace=traceback.format_exc())
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _finish(run_dir: Path, started: float, status: str, error: str, trace: str = "") -> dict:
+    return store.update_run(
+        run_dir,
+        status=status,
+        finished_at=store.now_iso(),
+        wall_seconds=round(time.time() - started, 3),
+        error=error,
+        traceback=trace or None,
+    )

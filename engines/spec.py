@@ -1,0 +1,149 @@
+"""RunSpec: everything that defines one training run, validated on construction.
+
+A spec is the single source of truth for a run's hyper-parameters: the CLI builds one from
+its options, the dashboard from its sidebar, and every engine reads the same fields, so a
+comparison between frameworks compares like with like.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+FRAMEWORKS = ("keras", "torch", "lightning")
+ARCHS = ("dnn", "cnn")
+SCHEDULERS = ("plateau", "step", "cosine", "none")
+
+# Reference defaults per architecture (see README "Defaults").
+ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
+    "dnn": {"epochs": 50, "scheduler": "plateau", "es_patience": 5},
+    "cnn": {"epochs": 20, "scheduler": "step", "es_patience": 3},
+}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run. Fields left as ``None`` take the architecture's reference default."""
+
+    framework: str
+    arch: str
+    epochs: int | None = None
+    batch_size: int = 32
+    lr: float = 1e-3
+    dropout: float = 0.3
+    scheduler: str | None = None
+    plateau_factor: float = 0.5
+    plateau_patience: int = 3
+    step_size: int = 5
+    step_gamma: float = 0.5
+    es_patience: int | None = None
+    es_min_delta: float = 0.0
+    seed: int = 42
+    train_limit: int | None = None
+    val_size: int = 5000
+    test_limit: int | None = None
+    notes: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if self.arch in ARCH_DEFAULTS:
+            for name, default in ARCH_DEFAULTS[self.arch].items():
+                if getattr(self, name) is None:
+                    object.__setattr__(self, name, default)
+        self._validate()
+
+    def _validate(self) -> None:
+        _check_choice("framework", self.framework, FRAMEWORKS)
+        _check_choice("arch", self.arch, ARCHS)
+        _check_choice("scheduler", self.scheduler, SCHEDULERS)
+        _check_int("epochs", self.epochs, low=1, high=1000)
+        _check_int("batch_size", self.batch_size, low=1, high=60000)
+        _check_float("lr", self.lr, low=0.0, high=10.0, low_inclusive=False)
+        _check_float("dropout", self.dropout, low=0.0, high=1.0, high_inclusive=False)
+        _check_float("plateau_factor", self.plateau_factor, low=0.0, high=1.0, low_inclusive=False)
+        _check_int("plateau_patience", self.plateau_patience, low=0, high=1000)
+        _check_int("step_size", self.step_size, low=1, high=1000)
+        _check_float("step_gamma", self.step_gamma, low=0.0, high=1.0, low_inclusive=False)
+        _check_int("es_patience", self.es_patience, low=0, high=1000)
+        _check_float("es_min_delta", self.es_min_delta, low=0.0, high=10.0)
+        _check_int("seed", self.seed, low=0, high=2**31 - 1)
+        if self.train_limit is not None:
+            _check_int("train_limit", self.train_limit, low=1, high=60000)
+        _check_int("val_size", self.val_size, low=1, high=59999)
+        if self.test_limit is not None:
+            _check_int("test_limit", self.test_limit, low=1, high=10000)
+        if not isinstance(self.notes, str):
+            raise ValueError(f"notes: must be a string, got {self.notes!r}")
+
+    # --- JSON round trip -------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSpec:
+        if not isinstance(data, dict):
+            raise ValueError(f"spec: expected a JSON object, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            known_list = ", ".join(sorted(known))
+            raise ValueError(f"{unknown[0]}: unknown spec field (known: {known_list})")
+        for required in ("framework", "arch"):
+            if required not in data:
+                raise ValueError(f"{required}: missing (one of {_choices_for(required)})")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunSpec:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"spec: not valid JSON ({err})") from err
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> RunSpec:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def label(self) -> str:
+        """Short human name, e.g. ``torch/cnn``."""
+        return f"{self.framework}/{self.arch}"
+
+
+def _choices_for(name: str) -> str:
+    return "|".join({"framework": FRAMEWORKS, "arch": ARCHS}[name])
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}: must be one of {'|'.join(choices)}, got {value!r}")
+
+
+def _check_int(name: str, value: Any, *, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name}: must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name}: must be between {low} and {high}, got {value}")
+
+
+def _check_float(
+    name: str,
+    value: Any,
+    *,
+    low: float,
+    high: float,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise ValueError(f"{name}: must be a number, got {value!r}")
+    too_low = value < low or (value == low and not low_inclusive)
+    too_high = value > high or (value == high and not high_inclusive)
+    if too_low or too_high:
+        lo = "[" if low_inclusive else "("
+        hi = "]" if high_inclusive else ")"
+        raise ValueError(f"{name}: must be in {lo}{low}, {high}{hi}, got {value}")

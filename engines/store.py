@@ -1,0 +1,275 @@
+"""The run store: one folder per run under ``results/`` (or ``RESULTS_DIR``).
+
+    results/<run_id>/run.json                   metadata and final metrics
+    results/<run_id>/history.parquet            one row per epoch
+    results/<run_id>/test_predictions.parquet   one row per test image
+    results/<run_id>/model.keras | model.pt     the trained model
+
+Every file is written to a temporary name and moved into place with ``os.replace``, so a
+reader sees either the old file or the new one, never half of one. Readers skip runs they
+cannot read and say why, instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from engines.data import PROJECT_ROOT
+from engines.spec import RunSpec
+
+RUN_JSON = "run.json"
+HISTORY = "history.parquet"
+PREDICTIONS = "test_predictions.parquet"
+MODEL_FILES = ("model.keras", "model.pt")
+STATUSES = ("queued", "running", "done", "failed", "cancelled")
+HISTORY_COLUMNS = [
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "lr",
+    "epoch_seconds",
+    "run_id",
+    "framework",
+    "arch",
+]
+PROB_COLUMNS = [f"p{d}" for d in range(10)]
+
+
+class StoreError(RuntimeError):
+    """A run folder is missing, incomplete or unreadable."""
+
+
+# --- locations ---------------------------------------------------------------------------
+def results_dir(path: str | Path | None = None) -> Path:
+    """``path`` if given, else ``RESULTS_DIR``, else ``results/`` in the project."""
+    if path is not None:
+        return Path(path)
+    env = os.environ.get("RESULTS_DIR")
+    return Path(env).expanduser() if env else PROJECT_ROOT / "results"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def new_run_id(spec: RunSpec) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{spec.framework}-{spec.arch}-{secrets.token_hex(3)}"
+
+
+# --- atomic writes -----------------------------------------------------------------------
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True, default=_json_default)
+
+    _atomic_write(path, write)
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+# --- one run -----------------------------------------------------------------------------
+def create_run(spec: RunSpec, root: str | Path | None = None, status: str = "queued") -> Path:
+    """Make a new run folder with a ``run.json`` and return its path."""
+    run_id = new_run_id(spec)
+    run_dir = results_dir(root) / run_id
+    run_dir.mkdir(parents=True, exist_ok=False)
+    write_json(
+        run_dir / RUN_JSON,
+        {"run_id": run_id, "status": status, "spec": spec.to_dict(), "created_at": now_iso()},
+    )
+    return run_dir
+
+
+def read_run(run_dir: str | Path) -> dict[str, Any]:
+    """``run.json`` as a dict, checked enough that callers can rely on its keys."""
+    path = Path(run_dir) / RUN_JSON
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as err:
+        raise StoreError(f"{Path(run_dir).name}: no {RUN_JSON}") from err
+    except (OSError, ValueError) as err:
+        raise StoreError(f"{Path(run_dir).name}: unreadable {RUN_JSON} ({err})") from err
+    if not isinstance(data, dict) or data.get("status") not in STATUSES:
+        raise StoreError(f"{Path(run_dir).name}: {RUN_JSON} has no valid status")
+    try:
+        RunSpec.from_dict(data.get("spec"))
+    except (TypeError, ValueError) as err:
+        raise StoreError(f"{Path(run_dir).name}: invalid spec in {RUN_JSON} ({err})") from err
+    return data
+
+
+def update_run(run_dir: str | Path, **fields: Any) -> dict[str, Any]:
+    data = read_run(run_dir)
+    data.update(fields)
+    write_json(Path(run_dir) / RUN_JSON, data)
+    return data
+
+
+def write_history(run_dir: str | Path, run: dict[str, Any], rows: Iterable[dict]) -> None:
+    frame = pd.DataFrame(list(rows))
+    frame["run_id"] = run["run_id"]
+    frame["framework"] = run["spec"]["framework"]
+    frame["arch"] = run["spec"]["arch"]
+    write_parquet(Path(run_dir) / HISTORY, frame[HISTORY_COLUMNS])
+
+
+def write_predictions(run_dir: str | Path, labels: np.ndarray, probabilities: np.ndarray) -> None:
+    probabilities = np.asarray(probabilities, dtype=np.float32)
+    frame = pd.DataFrame(probabilities, columns=PROB_COLUMNS)
+    frame.insert(0, "index", np.arange(len(labels), dtype=np.int32))
+    frame.insert(1, "label", np.asarray(labels, dtype=np.int8))
+    frame.insert(2, "predicted", probabilities.argmax(axis=1).astype(np.int8))
+    write_parquet(Path(run_dir) / PREDICTIONS, frame)
+
+
+def read_history(run_dir: str | Path) -> pd.DataFrame:
+    return _read_parquet(Path(run_dir) / HISTORY)
+
+
+def read_predictions(run_dir: str | Path) -> pd.DataFrame:
+    return _read_parquet(Path(run_dir) / PREDICTIONS)
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pq.read_table(path).to_pandas()
+    except FileNotFoundError as err:
+        raise StoreError(f"{path.parent.name}: no {path.name}") from err
+    except (OSError, pa.ArrowException) as err:
+        raise StoreError(f"{path.parent.name}: unreadable {path.name} ({err})") from err
+
+
+def model_path(run_dir: str | Path) -> Path | None:
+    for name in MODEL_FILES:
+        if (Path(run_dir) / name).is_file():
+            return Path(run_dir) / name
+    return None
+
+
+def delete_run(run_dir: str | Path, root: str | Path | None = None) -> None:
+    """Remove a run folder; refuses anything that is not directly inside the store."""
+    run_dir = Path(run_dir).resolve()
+    if run_dir.parent != results_dir(root).resolve():
+        raise StoreError(f"{run_dir} is not a run folder of {results_dir(root)}")
+    shutil.rmtree(run_dir)
+
+
+# --- liveness ----------------------------------------------------------------------------
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def effective_status(run: dict[str, Any]) -> str:
+    """The status, except that a ``running`` run whose process is gone counts as failed."""
+    status = run["status"]
+    pid, host = run.get("pid"), run.get("host", {}).get("name")
+    if status == "running" and pid and host == socket.gethostname() and not process_alive(pid):
+        return "failed"
+    return status
+
+
+# --- the whole store ---------------------------------------------------------------------
+LEADERBOARD_COLUMNS = [
+    "run_id",
+    "framework",
+    "arch",
+    "status",
+    "test_accuracy",
+    "test_loss",
+    "best_epoch",
+    "stopped_epoch",
+    "wall_seconds",
+    "seconds_per_epoch",
+    "trainable_params",
+    "seed",
+    "created_at",
+]
+
+
+def iter_run_dirs(root: str | Path | None = None) -> list[Path]:
+    base = results_dir(root)
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def load_runs(results_dir: str | Path | None = None) -> pd.DataFrame:
+    """All runs as a table, newest first; one row per readable run.
+
+    Columns: :data:`LEADERBOARD_COLUMNS`, then every spec field as ``spec_<name>``, then
+    ``error``, ``progress`` and ``run_dir``. Unreadable folders are skipped and listed in
+    ``frame.attrs["skipped"]`` as ``(folder name, reason)`` pairs.
+    """
+    rows, skipped = [], []
+    for run_dir in iter_run_dirs(results_dir):
+        try:
+            run = read_run(run_dir)
+        except StoreError as err:
+            skipped.append((run_dir.name, str(err)))
+            continue
+        rows.append(_flatten(run, run_dir))
+    spec_columns = [f"spec_{name}" for name in RunSpec("torch", "dnn").to_dict()]
+    columns = LEADERBOARD_COLUMNS + spec_columns + ["error", "progress", "run_dir"]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame = frame.sort_values("created_at", ascending=False, kind="stable").reset_index(drop=True)
+    frame.attrs["skipped"] = skipped
+    return frame
+
+
+def _flatten(run: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    spec = RunSpec.from_dict(run["spec"]).to_dict()
+    row = {name: run.get(name) for name in LEADERBOARD_COLUMNS}
+    row.update(framework=spec["framework"], arch=spec["arch"], seed=spec["seed"])
+    row["status"] = effective_status(run)
+    row.update({f"spec_{k}": v for k, v in spec.items()})
+    row["error"] = run.get("error")
+    if row["status"] == "failed" and run["status"] == "running":
+        row["error"] = "training process ended without finishing (killed?)"
+    row["progress"] = run.get("progress")
+    row["run_dir"] = str(run_dir)
+    return row
