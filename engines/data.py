@@ -37,7 +37,6 @@ MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
-EXPECTED_COUNTS = {"train": 60000, "test": 10000}
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
 
 # Normalisation shared by all engines and by prediction (MNIST training-set mean and std).
@@ -137,12 +136,12 @@ def missing_files(directory: Path) -> list[str]:
     return [stem for stem in FILES.values() if _find(directory, stem) is None]
 
 
-def download(directory: Path, stems: list[str], mirrors: tuple[str, ...] = MIRRORS) -> None:
+def download(directory: Path, stems: list[str], mirrors: tuple[str, ...] | None = None) -> None:
     """Fetch missing files from the public mirrors, verifying each decompressed sha256."""
     directory.mkdir(parents=True, exist_ok=True)
     for stem in stems:
         errors = []
-        for mirror in mirrors:
+        for mirror in mirrors or MIRRORS:
             try:
                 _download_one(mirror + stem + ".gz", directory / f"{stem}.gz", SHA256[stem])
                 break
@@ -157,20 +156,26 @@ def download(directory: Path, stems: list[str], mirrors: tuple[str, ...] = MIRRO
 
 
 def _download_one(url: str, target: Path, sha256: str) -> None:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        total = int(response.headers.get("Content-Length") or 0)
-        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response, os.fdopen(fd, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0)
             done = 0
             while chunk := response.read(1 << 16):
-                tmp.write(chunk)
+                out.write(chunk)
                 done += len(chunk)
                 _progress(target.name, done, total)
-    sys.stderr.write("\n")
-    digest = hashlib.sha256(gzip.decompress(Path(tmp.name).read_bytes())).hexdigest()
-    if digest != sha256:
-        os.unlink(tmp.name)
-        raise MnistError(f"{url}: checksum mismatch ({digest} != {sha256})")
-    os.replace(tmp.name, target)
+        sys.stderr.write("\n")
+        try:
+            digest = hashlib.sha256(gzip.decompress(Path(tmp).read_bytes())).hexdigest()
+        except (OSError, EOFError) as err:
+            raise MnistError(f"{url}: not a valid gzip file ({err})") from err
+        if digest != sha256:
+            raise MnistError(f"{url}: checksum mismatch ({digest} != {sha256})")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _progress(name: str, done: int, total: int) -> None:

@@ -18,6 +18,7 @@ import secrets
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,7 +115,13 @@ def create_run(spec: RunSpec, root: str | Path | None = None, status: str = "que
     run_dir.mkdir(parents=True, exist_ok=False)
     write_json(
         run_dir / RUN_JSON,
-        {"run_id": run_id, "status": status, "spec": spec.to_dict(), "created_at": now_iso()},
+        {
+            "run_id": run_id,
+            "status": status,
+            "spec": spec.to_dict(),
+            "created_at": now_iso(),
+            "queued_at": time.time(),  # sub-second order of a batch of jobs
+        },
     )
     return run_dir
 

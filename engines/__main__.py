@@ -1,0 +1,237 @@
+"""Command line: ``python -m engines {train,grid,runs,worker,bench} …`` (``--help`` on each)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from engines import jobs, store
+from engines.spec import ARCH_DEFAULTS, ARCHS, FRAMEWORKS, SCHEDULERS, RunSpec
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one clear line (and exit code 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# --- options -----------------------------------------------------------------------------
+def add_spec_options(parser: argparse.ArgumentParser) -> None:
+    """Hyper-parameter options shared by ``train`` and ``grid`` (defaults = RunSpec's)."""
+    d = RunSpec("torch", "dnn")
+    arch_default = "; ".join(
+        f"{arch}: {', '.join(f'{k}={v}' for k, v in values.items())}"
+        for arch, values in ARCH_DEFAULTS.items()
+    )
+    group = parser.add_argument_group(
+        "hyper-parameters", f"Per-architecture defaults: {arch_default}."
+    )
+    group.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
+    group.add_argument("--batch-size", type=int, default=d.batch_size, help="default %(default)s")
+    group.add_argument("--lr", type=float, default=d.lr, help="Adam LR, default %(default)s")
+    group.add_argument("--dropout", type=float, default=d.dropout, help="default %(default)s")
+    group.add_argument("--scheduler", choices=SCHEDULERS, help="LR scheduler")
+    group.add_argument(
+        "--plateau-factor", type=float, default=d.plateau_factor, help="default %(default)s"
+    )
+    group.add_argument(
+        "--plateau-patience", type=int, default=d.plateau_patience, help="default %(default)s"
+    )
+    group.add_argument("--step-size", type=int, default=d.step_size, help="default %(default)s")
+    group.add_argument("--step-gamma", type=float, default=d.step_gamma, help="default %(default)s")
+    group.add_argument("--es-patience", type=int, help="early-stopping patience (epochs)")
+    group.add_argument(
+        "--es-min-delta", type=float, default=d.es_min_delta, help="default %(default)s"
+    )
+    group.add_argument("--seed", type=int, default=d.seed, help="seed, default %(default)s")
+    group.add_argument(
+        "--train-limit", type=int, help="use only the first N training images (quick runs)"
+    )
+    group.add_argument("--val-size", type=int, default=d.val_size, help="default %(default)s")
+    group.add_argument("--test-limit", type=int, help="evaluate on the first N test images only")
+    group.add_argument("--notes", default="", help="free text stored with the run")
+
+
+SPEC_OPTIONS = [
+    "epochs", "batch_size", "lr", "dropout", "scheduler", "plateau_factor", "plateau_patience",
+    "step_size", "step_gamma", "es_patience", "es_min_delta", "seed", "train_limit", "val_size",
+    "test_limit", "notes",
+]  # fmt: skip
+
+
+def spec_from_args(args: argparse.Namespace, framework: str, arch: str) -> RunSpec:
+    values = {name: getattr(args, name) for name in SPEC_OPTIONS}
+    return RunSpec(framework=framework, arch=arch, **values)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m engines", description=__doc__)
+    parser.add_argument(
+        "--results-dir", help="run store folder (default: $RESULTS_DIR or results/)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    train = commands.add_parser("train", help="train one framework/architecture pair")
+    train.set_defaults(parser=train)
+    train.add_argument("--framework", choices=FRAMEWORKS, help="keras, torch or lightning")
+    train.add_argument("--arch", choices=ARCHS, help="dnn or cnn")
+    train.add_argument("--spec", type=Path, help="read the whole RunSpec from a JSON file")
+    train.add_argument("--run-dir", type=Path, help="execute an already queued run folder")
+    train.add_argument("--quiet", action="store_true", help="one line per epoch, no progress bar")
+    add_spec_options(train)
+
+    grid = commands.add_parser("grid", help="train several pairs one after another, then compare")
+    grid.set_defaults(parser=grid)
+    grid.add_argument("--framework", nargs="+", choices=FRAMEWORKS, default=list(FRAMEWORKS))
+    grid.add_argument("--arch", nargs="+", choices=ARCHS, default=list(ARCHS))
+    add_spec_options(grid)
+
+    commands.add_parser("runs", help="list the runs in the store")
+
+    worker = commands.add_parser("worker", help="drain the job queue (started by the dashboard)")
+    worker.add_argument("--max-parallel", type=int, default=jobs.DEFAULT_MAX_PARALLEL)
+
+    from engines import bench
+
+    bench.add_arguments(
+        commands.add_parser("bench", help="measure speed and accuracy, write BENCHMARKS.md")
+    )
+    return parser
+
+
+# --- commands ----------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace, parser: Parser) -> int:
+    if args.run_dir is not None:
+        run_dir = args.run_dir
+        run = store.read_run(run_dir)
+        if run["status"] != "queued":
+            print(f"error: {run_dir} is {run['status']}, not queued", file=sys.stderr)
+            return 1
+    else:
+        spec = _spec_for_train(args, parser)
+        run_dir = store.create_run(spec, args.results_dir, status="queued")
+    return _execute(run_dir, quiet=args.quiet)
+
+
+def _spec_for_train(args: argparse.Namespace, parser: Parser) -> RunSpec:
+    if args.spec is not None:
+        try:
+            return RunSpec.from_json(args.spec.read_text())
+        except OSError as err:
+            parser.error(f"--spec: cannot read {args.spec} ({err.strerror})")
+        except ValueError as err:
+            parser.error(f"--spec: {err}")
+    if args.framework is None or args.arch is None:
+        parser.error("give --framework and --arch (or --spec FILE, or --run-dir DIR)")
+    try:
+        return spec_from_args(args, args.framework, args.arch)
+    except ValueError as err:
+        parser.error(str(err))
+    raise AssertionError("unreachable")
+
+
+def _execute(run_dir: Path, quiet: bool) -> int:
+    from engines.progress import EpochProgress
+    from engines.runner import execute
+
+    spec = RunSpec.from_dict(store.read_run(run_dir)["spec"])
+    print(f"run {run_dir.name}: {spec.label}, up to {spec.epochs} epochs", flush=True)
+    with EpochProgress(spec, quiet=quiet) as progress:
+        try:
+            run = execute(run_dir, on_epoch=progress.update)
+        except Exception as err:  # recorded in run.json by the runner; say it plainly here
+            print(f"error: {spec.label} failed: {err}", file=sys.stderr)
+            return 1
+    print(summary_line(run, run_dir))
+    return 0 if run["status"] == "done" else 1
+
+
+def summary_line(run: dict, run_dir: Path) -> str:
+    if run["status"] != "done":
+        return f"{run['status']}: {run.get('error') or ''} ({run_dir})"
+    return (
+        f"done: test accuracy {run['test_accuracy']:.4f}, test loss {run['test_loss']:.4f}, "
+        f"best epoch {run['best_epoch']}/{run['stopped_epoch']}, "
+        f"{run['wall_seconds']:.1f} s ({run['seconds_per_epoch']:.2f} s/epoch) → {run_dir}"
+    )
+
+
+def cmd_grid(args: argparse.Namespace, parser: Parser) -> int:
+    """Each pair in its own process, one after another (TensorFlow and torch never mix)."""
+    try:
+        specs = [spec_from_args(args, f, a) for f in args.framework for a in args.arch]
+    except ValueError as err:
+        parser.error(str(err))
+    run_dirs = [store.create_run(spec, args.results_dir, status="queued") for spec in specs]
+    for number, run_dir in enumerate(run_dirs, start=1):
+        print(f"\n[{number}/{len(run_dirs)}]", flush=True)
+        command = [sys.executable, "-m", "engines", "train", "--run-dir", str(run_dir)]
+        subprocess.run(command, cwd=PROJECT_ROOT, check=False)
+    print("\n" + comparison_table(run_dirs))
+    statuses = [store.read_run(d)["status"] for d in run_dirs]
+    return 0 if all(s == "done" for s in statuses) else 1
+
+
+def comparison_table(run_dirs: list[Path]) -> str:
+    import pandas as pd
+
+    rows = []
+    for run_dir in run_dirs:
+        run = store.read_run(run_dir)
+        rows.append(
+            {
+                "framework": run["spec"]["framework"],
+                "arch": run["spec"]["arch"],
+                "status": run["status"],
+                "test_acc": run.get("test_accuracy"),
+                "test_loss": run.get("test_loss"),
+                "best/stopped": f"{run.get('best_epoch')}/{run.get('stopped_epoch')}",
+                "s/epoch": run.get("seconds_per_epoch"),
+                "wall_s": run.get("wall_seconds"),
+                "params": run.get("trainable_params"),
+            }
+        )
+    table = pd.DataFrame(rows).sort_values(["arch", "framework"])
+    return table.to_string(index=False, float_format=lambda v: f"{v:.4f}")
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from engines.store import LEADERBOARD_COLUMNS, load_runs
+
+    runs = load_runs(args.results_dir)
+    if runs.empty:
+        print(f"no runs in {store.results_dir(args.results_dir)}")
+    else:
+        print(runs[LEADERBOARD_COLUMNS].to_string(index=False))
+    for name, reason in runs.attrs["skipped"]:
+        print(f"skipped {name}: {reason}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.results_dir:
+        os.environ["RESULTS_DIR"] = str(Path(args.results_dir).resolve())
+    if args.command == "train":
+        return cmd_train(args, args.parser)
+    if args.command == "grid":
+        return cmd_grid(args, args.parser)
+    if args.command == "runs":
+        return cmd_runs(args)
+    if args.command == "worker":
+        jobs.run_worker(store.results_dir(args.results_dir), args.max_parallel)
+        return 0
+    from engines import bench
+
+    return bench.main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Training jobs: a queue that lives on disk, drained by one background worker per store.
+
+A job is simply a run folder whose ``run.json`` says ``queued``. :func:`submit` writes the
+folders and makes sure a worker is running; the worker (``python -m engines worker``) starts
+``python -m engines train --run-dir …`` for queued runs, oldest first, at most
+``max_parallel`` at a time, and exits when the queue is empty. Because all state is in the
+store, a browser refresh, a second tab or a second dashboard sees the same jobs, and a
+dashboard restart loses nothing.
+
+Only one worker drains a store at a time: it holds an exclusive ``flock`` on
+``<store>/.worker.lock``. A worker that finds the lock taken exits at once: the holder will
+pick up the new runs. Before exiting, the holder releases the lock and looks at the queue one
+last time, so a run queued in that instant is never stranded.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from engines import store
+from engines.spec import RunSpec
+
+LOCK_NAME = ".worker.lock"
+LOG_NAME = "train.log"
+DEFAULT_MAX_PARALLEL = 1  # training uses every core; more than one job only on bigger machines
+POLL_SECONDS = 0.5
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- what the dashboard and CLI call -----------------------------------------------------
+def submit(
+    specs: Iterable[RunSpec],
+    results_dir: str | Path | None = None,
+    max_parallel: int = DEFAULT_MAX_PARALLEL,
+) -> list[Path]:
+    """Queue one run per spec and make sure a worker is draining the queue."""
+    root = store.results_dir(results_dir)
+    run_dirs = [store.create_run(spec, root, status="queued") for spec in specs]
+    if run_dirs:
+        start_worker(root, max_parallel)
+    return run_dirs
+
+
+def cancel(run_dir: str | Path) -> str:
+    """Cancel a queued or running job; returns what was done, in words."""
+    run = store.read_run(run_dir)
+    status = store.effective_status(run)
+    if status == "queued":
+        finished = store.now_iso()
+        store.update_run(run_dir, status="cancelled", finished_at=finished, error="cancelled")
+        return "cancelled before it started"
+    if status == "running":
+        try:
+            os.kill(int(run["pid"]), signal.SIGTERM)
+        except ProcessLookupError:
+            return "the process had already ended"
+        return "stop signal sent"
+    return f"nothing to cancel: the run is {status}"
+
+
+def start_worker(results_dir: str | Path, max_parallel: int = DEFAULT_MAX_PARALLEL) -> None:
+    """Start a detached worker process (it exits at once if one is already running)."""
+    root = store.results_dir(results_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "engines", "--results-dir", str(root), "worker"]
+    command += ["--max-parallel", str(max_parallel)]
+    with open(root / ".worker.log", "ab") as log:
+        subprocess.Popen(
+            command,
+            cwd=PROJECT_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # survives the dashboard's own restarts
+        )
+
+
+# --- the worker --------------------------------------------------------------------------
+def queued_runs(results_dir: Path) -> list[Path]:
+    """Queued run folders, oldest first."""
+    found = []
+    for run_dir in store.iter_run_dirs(results_dir):
+        try:
+            run = store.read_run(run_dir)
+        except store.StoreError:
+            continue
+        if run["status"] == "queued":
+            found.append((run.get("queued_at", 0.0), run.get("created_at", ""), run_dir))
+    return [run_dir for *_, run_dir in sorted(found)]
+
+
+def run_worker(results_dir: str | Path, max_parallel: int = DEFAULT_MAX_PARALLEL) -> int:
+    """Drain the queue of ``results_dir``; returns the number of jobs this worker started."""
+    root = store.results_dir(results_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    started = 0
+    while True:
+        with open(root / LOCK_NAME, "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return started  # another worker holds the store
+            started += _drain(root, max_parallel)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        if not queued_runs(root):  # last look after releasing: nothing stranded
+            return started
+
+
+def _drain(root: Path, max_parallel: int) -> int:
+    children: dict[Path, subprocess.Popen] = {}
+    started = 0
+    while True:
+        for run_dir, child in list(children.items()):
+            if child.poll() is not None:
+                _settle(run_dir, child.returncode)
+                del children[run_dir]
+        waiting = [d for d in queued_runs(root) if d not in children]
+        while waiting and len(children) < max_parallel:
+            run_dir = waiting.pop(0)
+            children[run_dir] = _launch(run_dir)
+            started += 1
+        if not children and not waiting:
+            return started
+        time.sleep(POLL_SECONDS)
+
+
+def _launch(run_dir: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "engines", "train", "--run-dir", str(run_dir), "--quiet"]
+    with open(run_dir / LOG_NAME, "ab") as log:
+        return subprocess.Popen(
+            command, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+        )
+
+
+def _settle(run_dir: Path, returncode: int) -> None:
+    """Make sure a finished child left a final status (it may have died before writing one)."""
+    try:
+        run = store.read_run(run_dir)
+    except store.StoreError:
+        return  # deleted while running
+    if run["status"] in ("queued", "running"):
+        if returncode == -signal.SIGTERM:
+            status, error = "cancelled", "cancelled"
+        else:
+            status, error = "failed", f"training process exited with code {returncode}"
+        store.update_run(run_dir, status=status, finished_at=store.now_iso(), error=error)

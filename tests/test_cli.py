@@ -1,0 +1,76 @@
+"""The command line as a user meets it: complete runs, and one clear line for mistakes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engines import load_predictor, store
+from engines.spec import RunSpec
+from tests.conftest import run_cli
+
+QUICK = ["--epochs", "1", "--train-limit", "1000", "--val-size", "300", "--test-limit", "300"]
+
+
+def test_train_writes_a_complete_run(results_dir: Path) -> None:
+    result = run_cli("train", "--framework", "torch", "--arch", "dnn", *QUICK)
+    assert result.returncode == 0, result.stderr
+    assert "done: test accuracy" in result.stdout
+    (run_dir,) = store.iter_run_dirs(results_dir)
+    run = store.read_run(run_dir)
+    assert run["status"] == "done" and run["spec"]["train_limit"] == 1000
+    assert run["versions"]["torch"] and run["host"]["cpu"]
+    assert len(store.read_history(run_dir)) == 1
+    assert len(store.read_predictions(run_dir)) == 300
+    images = np.zeros((2, 28, 28), dtype=np.uint8)
+    assert load_predictor(run_dir).predict_proba(images).shape == (2, 10)
+
+
+def test_train_reads_a_spec_file(results_dir: Path, tmp_path: Path) -> None:
+    spec = {"framework": "lightning", "arch": "dnn", "epochs": 1, "train_limit": 500,
+            "val_size": 200, "test_limit": 100, "scheduler": "none"}  # fmt: skip
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    result = run_cli("train", "--spec", str(path))
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = store.iter_run_dirs(results_dir)
+    assert store.read_run(run_dir)["spec"]["scheduler"] == "none"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--framework", "tf", "--arch", "cnn"], "invalid choice: 'tf'"),
+        (["train", "--framework", "torch", "--arch", "cnn", "--lr", "-1"], "lr: must be in"),
+        (["train", "--framework", "torch", "--arch", "cnn", "--epochs", "two"], "invalid int"),
+        (["train", "--framework", "torch"], "give --framework and --arch"),
+        (["train", "--spec", "/nonexistent.json"], "--spec: cannot read"),
+        (["grid", "--arch", "rnn"], "invalid choice: 'rnn'"),
+        (["grid", "--batch-size", "0"], "batch_size: must be between"),
+        (["fly"], "invalid choice: 'fly'"),
+    ],
+)
+def test_bad_option_exits_2_with_one_clear_line(
+    results_dir: Path, args: list[str], message: str
+) -> None:
+    result = run_cli(*args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "error:" in lines[0]
+    assert store.iter_run_dirs(results_dir) == []  # nothing half-created
+
+
+def test_help_documents_every_hyper_parameter() -> None:
+    result = run_cli("train", "--help")
+    assert result.returncode == 0
+    for field in RunSpec("torch", "dnn").to_dict():
+        assert f"--{field.replace('_', '-')}" in result.stdout
+
+
+def test_runs_lists_the_store(results_dir: Path) -> None:
+    store.create_run(RunSpec("keras", "cnn"))
+    result = run_cli("runs")
+    assert result.returncode == 0 and "keras" in result.stdout and "queued" in result.stdout

@@ -1,0 +1,67 @@
+"""RunSpec: bad values are refused with the field's name; JSON round-trips exactly."""
+
+from __future__ import annotations
+
+import pytest
+
+from engines.spec import RunSpec
+
+INVALID = [
+    ("framework", "tf"),
+    ("arch", "rnn"),
+    ("epochs", 0),
+    ("epochs", 2.5),
+    ("batch_size", 0),
+    ("lr", 0.0),
+    ("lr", -1e-3),
+    ("dropout", 1.0),
+    ("dropout", "high"),
+    ("scheduler", "linear"),
+    ("plateau_factor", 1.5),
+    ("plateau_patience", -1),
+    ("step_size", 0),
+    ("step_gamma", 0.0),
+    ("es_patience", -2),
+    ("es_min_delta", -0.1),
+    ("seed", -1),
+    ("seed", True),
+    ("train_limit", 0),
+    ("val_size", 60000),
+    ("test_limit", 10001),
+    ("notes", 3),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), INVALID)
+def test_invalid_field_is_rejected_with_its_name(field: str, value: object) -> None:
+    values = {"framework": "torch", "arch": "cnn", field: value}
+    with pytest.raises(ValueError, match=f"^{field}: "):
+        RunSpec(**values)
+
+
+def test_arch_defaults_follow_the_reference() -> None:
+    dnn, cnn = RunSpec("keras", "dnn"), RunSpec("keras", "cnn")
+    assert (dnn.epochs, dnn.scheduler, dnn.es_patience) == (50, "plateau", 5)
+    assert (cnn.epochs, cnn.scheduler, cnn.es_patience) == (20, "step", 3)
+    assert (dnn.batch_size, dnn.lr, dnn.dropout, dnn.val_size) == (32, 1e-3, 0.3, 5000)
+
+
+def test_explicit_values_override_arch_defaults() -> None:
+    spec = RunSpec("torch", "cnn", epochs=2, scheduler="cosine", es_patience=0)
+    assert (spec.epochs, spec.scheduler, spec.es_patience) == (2, "cosine", 0)
+
+
+def test_json_round_trip_is_exact() -> None:
+    spec = RunSpec("lightning", "dnn", epochs=7, lr=3e-4, train_limit=1234, notes="hello")
+    again = RunSpec.from_json(spec.to_json())
+    assert again == spec and again.notes == "hello"
+    assert again.to_dict() == spec.to_dict()
+
+
+def test_unknown_and_missing_fields_are_rejected() -> None:
+    with pytest.raises(ValueError, match="^colour: unknown spec field"):
+        RunSpec.from_dict({"framework": "torch", "arch": "dnn", "colour": "red"})
+    with pytest.raises(ValueError, match="^arch: missing"):
+        RunSpec.from_dict({"framework": "torch"})
+    with pytest.raises(ValueError, match="^spec: not valid JSON"):
+        RunSpec.from_json("{not json")

@@ -1,0 +1,143 @@
+"""The run store: round trips, atomic files, and readers that survive broken runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from engines import load_runs, store
+from engines.spec import RunSpec
+from tests.conftest import PROJECT_ROOT
+
+
+def history_rows(n: int) -> list[dict]:
+    return [
+        {
+            "epoch": e,
+            "train_loss": 1.0 / e,
+            "train_accuracy": 0.9,
+            "val_loss": 1.1 / e,
+            "val_accuracy": 0.88,
+            "lr": 1e-3,
+            "epoch_seconds": 0.5,
+        }
+        for e in range(1, n + 1)
+    ]
+
+
+def test_run_round_trip(results_dir: Path) -> None:
+    spec = RunSpec("torch", "dnn", epochs=3)
+    run_dir = store.create_run(spec)
+    run = store.update_run(run_dir, status="done", test_accuracy=0.97, test_loss=0.1)
+    store.write_history(run_dir, run, history_rows(3))
+    labels = np.array([3, 1, 4])
+    probs = np.eye(10, dtype=np.float32)[[3, 7, 4]]
+    store.write_predictions(run_dir, labels, probs)
+
+    assert RunSpec.from_dict(store.read_run(run_dir)["spec"]) == spec
+    history = store.read_history(run_dir)
+    assert history["epoch"].tolist() == [1, 2, 3]
+    assert set(history["framework"]) == {"torch"} and set(history["run_id"]) == {run["run_id"]}
+    predictions = store.read_predictions(run_dir)
+    assert predictions["predicted"].tolist() == [3, 7, 4]
+    assert predictions["label"].tolist() == [3, 1, 4]
+    assert np.allclose(predictions[store.PROB_COLUMNS].to_numpy(), probs)
+
+    runs = load_runs()
+    assert runs["run_id"].tolist() == [run["run_id"]]
+    assert runs.loc[0, "test_accuracy"] == 0.97 and runs.loc[0, "status"] == "done"
+
+
+def test_corrupt_run_folders_are_skipped_and_reported(results_dir: Path) -> None:
+    good = store.create_run(RunSpec("keras", "cnn"))
+    (results_dir / "garbage").mkdir()
+    (results_dir / "garbage" / "run.json").write_text("{ not json")
+    (results_dir / "empty").mkdir()
+    (results_dir / "badspec").mkdir()
+    (results_dir / "badspec" / "run.json").write_text(
+        json.dumps({"run_id": "badspec", "status": "done", "spec": {"framework": "mxnet"}})
+    )
+    runs = load_runs()
+    assert runs["run_dir"].tolist() == [str(good)]
+    skipped = dict(runs.attrs["skipped"])
+    assert set(skipped) == {"garbage", "empty", "badspec"}
+    assert "unreadable run.json" in skipped["garbage"] and "no run.json" in skipped["empty"]
+
+
+def test_unreadable_parquet_raises_store_error(results_dir: Path) -> None:
+    run_dir = store.create_run(RunSpec("torch", "cnn"))
+    (run_dir / store.HISTORY).write_bytes(b"PAR1 definitely not parquet")
+    with pytest.raises(store.StoreError, match="unreadable history.parquet"):
+        store.read_history(run_dir)
+
+
+def test_running_run_whose_process_died_reads_as_failed(results_dir: Path) -> None:
+    run_dir = store.create_run(RunSpec("torch", "cnn"))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = {"name": __import__("socket").gethostname()}
+    store.update_run(run_dir, status="running", pid=dead.pid, host=host)
+    row = load_runs().iloc[0]
+    assert row["status"] == "failed" and "killed" in row["error"]
+
+
+def test_delete_refuses_folders_outside_the_store(results_dir: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    with pytest.raises(store.StoreError):
+        store.delete_run(outside)
+    assert outside.exists()
+    run_dir = store.create_run(RunSpec("torch", "cnn"))
+    store.delete_run(run_dir)
+    assert not run_dir.exists()
+
+
+def test_killed_training_leaves_no_done_run_and_no_broken_parquet(results_dir: Path) -> None:
+    """SIGKILL in the middle of training: the run never reads as done, every file reads."""
+    spec = RunSpec("torch", "cnn", epochs=30, train_limit=3000, val_size=500, test_limit=200)
+    run_dir = store.create_run(spec)
+    command = [sys.executable, "-m", "engines", "train", "--run-dir", str(run_dir), "--quiet"]
+    child = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
+    for line in child.stdout:  # wait until at least one epoch has been written
+        if "epoch 2/" in line:
+            break
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    time.sleep(0.1)
+
+    run = store.read_run(run_dir)
+    assert run["status"] == "running"  # what the dead process last wrote…
+    row = load_runs().iloc[0]
+    assert row["status"] == "failed"  # …but readers see that it is not alive
+    history = store.read_history(run_dir)
+    assert len(history) >= 1
+    for path in run_dir.glob("*.parquet"):
+        pq.read_table(path)  # readable, not half-written
+    assert store.model_path(run_dir) is None  # no model from an unfinished run
+
+
+def test_atomic_write_never_leaves_a_partial_file(tmp_path: Path) -> None:
+    target = tmp_path / "history.parquet"
+    store.write_parquet(target, pd.DataFrame({"a": [1, 2]}))
+
+    class Boom(Exception):
+        pass
+
+    def failing_write(tmp: str) -> None:
+        Path(tmp).write_bytes(b"half")
+        raise Boom
+
+    with pytest.raises(Boom):
+        store._atomic_write(target, failing_write)
+    assert pq.read_table(target).to_pandas()["a"].tolist() == [1, 2]
+    assert os.listdir(tmp_path) == ["history.parquet"]
