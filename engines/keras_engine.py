@@ -1,0 +1,326 @@
+"""The Keras engine: ``Sequential`` models trained with ``fit`` and Keras's own callbacks.
+
+Import it through :func:`engines.core.import_engine` (``import_engine("keras")``) in any
+process that may also use PyTorch: TensorFlow must be imported after the torch side.
+
+Where Keras and PyTorch defaults differ, this module follows :mod:`engines.core` so that the
+three engines train the same model the same way:
+
+* BatchNormalization momentum is ``1 - core.BN_MOMENTUM`` (Keras keeps the old value's
+  weight, PyTorch the new batch's), epsilon ``core.BN_EPSILON``; Adam epsilon
+  ``core.ADAM_EPSILON``.
+* ``ReduceLROnPlateau`` gets ``patience + 1``: PyTorch lowers the rate after *more than*
+  ``patience`` bad epochs, Keras after ``patience`` of them.
+* The weights kept are those of the lowest validation loss (:class:`BestWeights`), as the
+  other engines' checkpoints do. ``EarlyStopping(restore_best_weights=True)`` would instead
+  keep the last epoch that beat the best by ``min_delta`` (the same thing when it is 0).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402  (the environment above must be set first)
+import numpy as np  # noqa: E402
+
+from engines import core  # noqa: E402
+from engines.core import EpochStats, OnEpoch, RunResult  # noqa: E402
+from engines.data import Split, normalize  # noqa: E402
+from engines.spec import RunSpec  # noqa: E402
+
+MODEL_FILE = "model.keras"
+NUM_CLASSES = 10
+INPUT_SHAPE = (28, 28, 1)
+EVAL_BATCH_SIZE = 1000  # for test-set evaluation and large prediction requests
+SMALL_BATCH = 256  # up to this many images are predicted in one direct call
+
+
+# --- models ------------------------------------------------------------------------------
+def _dense(units: int, activation: str) -> keras.layers.Dense:
+    return keras.layers.Dense(
+        units,
+        activation=activation,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+    )
+
+
+def _conv(filters: int) -> keras.layers.Conv2D:
+    return keras.layers.Conv2D(
+        filters,
+        kernel_size=3,
+        padding="same",
+        activation="relu",
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+    )
+
+
+def _batch_norm() -> keras.layers.BatchNormalization:
+    return keras.layers.BatchNormalization(momentum=1.0 - core.BN_MOMENTUM, epsilon=core.BN_EPSILON)
+
+
+def build_dnn(dropout: float) -> keras.Sequential:
+    """Flatten → [Dense 128 → ReLU → BN → Dropout] → [Dense 64 → ReLU → BN → Dropout] → 10."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=INPUT_SHAPE),
+            keras.layers.Flatten(),
+            _dense(128, "relu"),
+            _batch_norm(),
+            keras.layers.Dropout(dropout),
+            _dense(64, "relu"),
+            _batch_norm(),
+            keras.layers.Dropout(dropout),
+            _dense(NUM_CLASSES, "softmax"),
+        ],
+        name="dnn",
+    )
+
+
+def build_cnn(dropout: float) -> keras.Sequential:
+    """Two [Conv 3×3 → ReLU → BN → MaxPool 2 → Dropout] blocks → Dense 128 → Dropout → 10."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=INPUT_SHAPE),
+            _conv(32),
+            _batch_norm(),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Dropout(dropout),
+            _conv(64),
+            _batch_norm(),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Dropout(dropout),
+            keras.layers.Flatten(),
+            _dense(128, "relu"),
+            keras.layers.Dropout(dropout),
+            _dense(NUM_CLASSES, "softmax"),
+        ],
+        name="cnn",
+    )
+
+
+BUILDERS = {"dnn": build_dnn, "cnn": build_cnn}
+
+
+def build_model(arch: str, dropout: float) -> keras.Sequential:
+    if arch not in BUILDERS:
+        raise ValueError(f"arch: must be one of {'|'.join(BUILDERS)}, got {arch!r}")
+    return BUILDERS[arch](dropout)
+
+
+def count_trainable(model: keras.Model) -> int:
+    return sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
+
+
+def trainable_params(arch: str, dropout: float = 0.3) -> int:
+    """Number of trainable parameters of ``arch`` as this engine builds it."""
+    return count_trainable(build_model(arch, dropout))
+
+
+def to_model_input(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, 28, 28) -> normalised float32 (N, 28, 28, 1), channels last as Keras wants."""
+    return normalize(images)[..., None]
+
+
+# --- callbacks ---------------------------------------------------------------------------
+def scheduler_callbacks(spec: RunSpec) -> list[keras.callbacks.Callback]:
+    """The spec's learning-rate schedule as Keras callbacks (epochs are 0-based here)."""
+    if spec.scheduler == "plateau":
+        return [
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss",
+                factor=spec.plateau_factor,
+                patience=spec.plateau_patience + 1,  # see the module docstring
+                min_delta=0.0,  # any decrease counts as an improvement, as in PyTorch
+                cooldown=0,
+                min_lr=0.0,
+            )
+        ]
+    if spec.scheduler == "step":
+        return [keras.callbacks.LearningRateScheduler(lambda epoch, _lr: step_lr(spec, epoch))]
+    if spec.scheduler == "cosine":
+        return [keras.callbacks.LearningRateScheduler(lambda epoch, _lr: cosine_lr(spec, epoch))]
+    return []
+
+
+def step_lr(spec: RunSpec, epoch: int) -> float:
+    """PyTorch ``StepLR``: multiply by gamma every ``step_size`` epochs."""
+    return spec.lr * spec.step_gamma ** (epoch // spec.step_size)
+
+
+def cosine_lr(spec: RunSpec, epoch: int) -> float:
+    """PyTorch ``CosineAnnealingLR`` with ``T_max = epochs`` and ``eta_min = 0``."""
+    return spec.lr * (1.0 + math.cos(math.pi * epoch / spec.epochs)) / 2.0
+
+
+def current_lr(optimizer: keras.optimizers.Optimizer) -> float:
+    """The optimizer's rate, as the shortest decimal of its float32 value (0.001, not
+    0.0010000000474974513), so the history matches the other engines' plain floats."""
+    return float(str(np.float32(float(optimizer.learning_rate))))
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """Turns each epoch's logs into :class:`EpochStats` and hands them to ``on_epoch``.
+
+    It must come after the scheduler callbacks in the list: Keras calls callbacks in order,
+    so by our ``on_epoch_begin`` the rate for this epoch has been set.
+    """
+
+    def __init__(self, on_epoch: OnEpoch | None) -> None:
+        super().__init__()
+        self.on_epoch = on_epoch
+        self.history: list[EpochStats] = []
+        self._lr = float("nan")
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._lr = current_lr(self.model.optimizer)
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        stats = EpochStats(
+            epoch=epoch + 1,
+            train_loss=float(logs["loss"]),
+            train_accuracy=float(logs["accuracy"]),
+            val_loss=float(logs["val_loss"]),
+            val_accuracy=float(logs["val_accuracy"]),
+            lr=self._lr,
+            epoch_seconds=time.perf_counter() - self._started,
+        )
+        self.history.append(stats)
+        if self.on_epoch is not None:
+            self.on_epoch(stats)
+
+
+class BestWeights(keras.callbacks.Callback):
+    """Remembers the weights of the epoch with the lowest val loss; restores them at the end.
+
+    Works whether training stopped early or ran all its epochs.
+    """
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.best_loss = math.inf
+        self.best_epoch = 0  # 1-based; 0 until an epoch has a finite val loss
+        self.best_weights: list | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        val_loss = float((logs or {})["val_loss"])
+        if val_loss < self.best_loss:
+            self.best_loss, self.best_epoch = val_loss, epoch + 1
+            self.best_weights = self.model.get_weights()  # includes BatchNorm statistics
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+# --- training ----------------------------------------------------------------------------
+def compile_model(model: keras.Model, lr: float) -> None:
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=lr, epsilon=core.ADAM_EPSILON),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=False,  # XLA did not pay off on CPU for models this small
+    )
+
+
+def train(spec: RunSpec, data: Split, on_epoch: OnEpoch | None = None) -> RunResult:
+    """Fit with early stopping on the validation loss; the returned model has the weights of
+    the epoch with the lowest validation loss."""
+    keras.utils.set_random_seed(spec.seed)
+    model = build_model(spec.arch, spec.dropout)
+    compile_model(model, spec.lr)
+
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor="val_loss",
+        patience=spec.es_patience,
+        min_delta=spec.es_min_delta,
+        restore_best_weights=False,  # BestWeights does it (see the module docstring)
+    )
+    best = BestWeights()
+    recorder = EpochRecorder(on_epoch)
+    model.fit(
+        to_model_input(data.x_train),
+        data.y_train,
+        validation_data=(to_model_input(data.x_val), data.y_val),
+        batch_size=spec.batch_size,
+        epochs=spec.epochs,
+        shuffle=True,
+        verbose=0,
+        callbacks=[*scheduler_callbacks(spec), recorder, best, early_stopping],
+    )
+
+    x_test = to_model_input(data.x_test)
+    test_loss, test_accuracy = model.evaluate(
+        x_test, data.y_test, batch_size=EVAL_BATCH_SIZE, verbose=0
+    )
+    probabilities = model.predict(x_test, batch_size=EVAL_BATCH_SIZE, verbose=0)
+    return RunResult(
+        history=recorder.history,
+        best_epoch=best.best_epoch or len(recorder.history),
+        stopped_epoch=len(recorder.history),
+        test_loss=float(test_loss),
+        test_accuracy=float(test_accuracy),
+        test_probabilities=np.asarray(probabilities, dtype=np.float32),
+        trainable_params=count_trainable(model),
+        model=model,
+    )
+
+
+# --- saving and predicting ---------------------------------------------------------------
+def save_model(result: RunResult, run_dir: str | Path) -> Path:
+    """Write ``model.keras`` atomically (Keras insists on the ``.keras`` suffix, even for
+    the temporary file)."""
+    target = Path(run_dir) / MODEL_FILE
+    tmp = target.with_name(f".{MODEL_FILE}.{os.getpid()}.tmp.keras")
+    try:
+        result.model.save(tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+class KerasPredictor:
+    """``predict_proba`` for a saved Keras model."""
+
+    def __init__(self, model: keras.Model) -> None:
+        self.model = model
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        """uint8 (N, 28, 28) MNIST-like images -> float32 (N, 10) probabilities."""
+        images = np.asarray(images)
+        if images.ndim != 3 or images.shape[1:] != (28, 28):
+            raise ValueError(f"images: expected shape (N, 28, 28), got {images.shape}")
+        x = to_model_input(images)
+        if len(x) <= SMALL_BATCH:
+            # A direct compiled call: much lower latency than predict() for a drawn digit.
+            probabilities = self.model.predict_on_batch(x)
+        else:
+            probabilities = self.model.predict(x, batch_size=EVAL_BATCH_SIZE, verbose=0)
+        return np.asarray(probabilities, dtype=np.float32)
+
+
+def load_predictor(run_dir: str | Path) -> KerasPredictor:
+    model = keras.models.load_model(Path(run_dir) / MODEL_FILE, compile=False)
+    predictor = KerasPredictor(model)
+    warm_up(predictor)
+    return predictor
+
+
+def warm_up(predictor: KerasPredictor) -> None:
+    """Trace the prediction function now rather than on the user's first digit.
+
+    The second batch size makes TensorFlow retrace once for any batch size, so later calls
+    with a new N do not pay for tracing either.
+    """
+    for n in (1, 2):
+        predictor.predict_proba(np.zeros((n, 28, 28), dtype=np.uint8))
