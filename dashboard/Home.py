@@ -1,0 +1,97 @@
+"""Digit Lab home: the leaderboard of every run, filters, and the runs picked for comparison."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import ui
+from engines.spec import ARCHS, FRAMEWORKS
+from engines.store import LEADERBOARD_COLUMNS, STATUSES
+
+st.set_page_config(page_title="Digit Lab", page_icon="🔢", layout="wide")
+ui.sidebar()
+
+st.title("Digit Lab")
+st.write(
+    "Handwritten-digit classifiers in Keras, PyTorch and Lightning, trained on the same MNIST "
+    "split and compared side by side."
+)
+
+COLUMNS = {
+    "run_id": st.column_config.TextColumn("run"),
+    "framework": st.column_config.TextColumn("framework"),
+    "arch": st.column_config.TextColumn("arch"),
+    "status": st.column_config.TextColumn("status"),
+    "test_accuracy": ui.ACCURACY_COLUMN,
+    "test_loss": st.column_config.NumberColumn("test loss", format="%.4f"),
+    "best_epoch": st.column_config.NumberColumn("best epoch"),
+    "stopped_epoch": st.column_config.NumberColumn("stopped at"),
+    "wall_seconds": st.column_config.NumberColumn("wall time", format="%.1f s"),
+    "seconds_per_epoch": st.column_config.NumberColumn("per epoch", format="%.2f s"),
+    "trainable_params": st.column_config.NumberColumn("parameters", format="localized"),
+    "seed": st.column_config.NumberColumn("seed"),
+    "created_at": st.column_config.DatetimeColumn("created (UTC)", format="YYYY-MM-DD HH:mm"),
+}
+
+
+def show_empty_store() -> None:
+    st.info(
+        "No runs yet. Pick frameworks and architectures in the sidebar and press "
+        "**Start training**, or train from a terminal:"
+    )
+    st.code(ui.CLI_EXAMPLE, language="bash")
+    quick = f"{ui.QUICK_START['epochs']} epochs on {ui.QUICK_START['train_limit']:,} images"
+    if st.button(f"Quick start: train all six pairs briefly ({quick})", type="primary"):
+        try:
+            run_dirs = ui.submit_jobs(ui.build_specs(FRAMEWORKS, ARCHS, ui.QUICK_START))
+        except OSError as err:
+            st.error(f"Could not queue the jobs in {ui.results_root()}: {err}")
+            return
+        ui.flash(f"Queued {len(run_dirs)} jobs: follow them in the sidebar.")
+        st.rerun()
+
+
+def filtered(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs matching the framework / arch / status filters (empty filter = all)."""
+    filters = {"framework": FRAMEWORKS, "arch": ARCHS, "status": STATUSES}
+    for column, (name, choices) in zip(st.columns(3), filters.items(), strict=True):
+        chosen = column.multiselect(
+            name.capitalize(),
+            choices,
+            key=f"filter_{name}",
+            placeholder="all",
+            bind="query-params",
+        )
+        if chosen:
+            runs = runs[runs[name].isin(chosen)]
+    return runs
+
+
+def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
+    """Best test accuracy first (in percent); unfinished runs at the bottom."""
+    table = runs[LEADERBOARD_COLUMNS].sort_values(
+        "test_accuracy", ascending=False, na_position="last", kind="stable"
+    )
+    table = table.assign(created_at=pd.to_datetime(table["created_at"], utc=True))
+    return ui.accuracy_in_percent(table)
+
+
+runs = ui.cached_runs()
+ui.show_skipped(runs)
+if runs.empty:
+    show_empty_store()
+    st.stop()
+
+st.subheader("Leaderboard")
+shown = filtered(runs)
+st.dataframe(leaderboard(shown), hide_index=True, column_config=COLUMNS, key="leaderboard")
+st.caption(f"{len(shown)} of {len(runs)} runs · store: `{ui.results_root()}`")
+
+st.subheader("Compare")
+ui.run_picker(runs)
+st.page_link("pages/1_Curves.py", label="Curves and LR schedules", icon="📈")
+st.page_link("pages/2_Confusion.py", label="Confusion matrices and mistakes", icon="🔍")

@@ -1,0 +1,153 @@
+"""Plotly figure builders: pure functions from store tables to figures.
+
+Used by the dashboard pages and by the HTML report, so a chart looks the same in both.
+``history`` is the concatenation of the picked runs' ``history.parquet`` tables plus a
+``label`` column naming each run (one line per label).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from engines.metrics import normalize_rows
+
+FRAMEWORK_COLOURS = {"keras": "#d62728", "torch": "#1f77b4", "lightning": "#9467bd"}
+ARCH_DASHES = {"dnn": "solid", "cnn": "dash"}
+MARKERS = ("circle", "square", "diamond", "triangle-up", "x", "star", "cross", "pentagon")
+X_AXES = {"epoch": "epoch", "seconds": "wall-clock seconds"}
+METRICS = ("accuracy", "loss")
+
+
+def with_elapsed_seconds(history: pd.DataFrame) -> pd.DataFrame:
+    """Adds ``seconds``: each run's cumulative training time at the end of each epoch."""
+    history = history.sort_values(["label", "epoch"])
+    return history.assign(seconds=history.groupby("label")["epoch_seconds"].cumsum())
+
+
+def curves_figure(history: pd.DataFrame, metric: str, x: str = "epoch") -> go.Figure:
+    """Train (left) and validation (right) ``metric`` of every run, overlaid.
+
+    Colour = framework, dash = architecture, marker shape tells apart runs of the same pair.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric: must be one of {'|'.join(METRICS)}, got {metric!r}")
+    if x not in X_AXES:
+        raise ValueError(f"x: must be one of {'|'.join(X_AXES)}, got {x!r}")
+    figure = make_subplots(
+        rows=1, cols=2, shared_yaxes=True, subplot_titles=(f"train {metric}", f"val {metric}")
+    )
+    history = with_elapsed_seconds(history)
+    for number, (label, run) in enumerate(history.groupby("label", sort=False)):
+        style = _run_style(run, number)
+        for col, split in enumerate(("train", "val"), start=1):
+            figure.add_trace(
+                go.Scatter(
+                    x=run[x],
+                    y=run[f"{split}_{metric}"],
+                    name=label,
+                    legendgroup=label,
+                    showlegend=col == 1,
+                    mode="lines+markers",
+                    hovertemplate=_hover(split, metric, x),
+                    **style,
+                ),
+                row=1,
+                col=col,
+            )
+    figure.update_xaxes(title_text=X_AXES[x])
+    if x == "epoch":  # whole epochs only, about ten ticks at most
+        figure.update_xaxes(tick0=1, dtick=max(1, int(np.ceil(history["epoch"].max() / 10))))
+    figure.update_yaxes(title_text=metric, col=1)
+    if metric == "accuracy":
+        figure.update_yaxes(tickformat=".0%")
+    figure.update_layout(hovermode="closest", legend_title_text="run", margin={"t": 40})
+    return figure
+
+
+def lr_figure(history: pd.DataFrame) -> go.Figure:
+    """The learning rate each run used in each epoch, on a log scale."""
+    figure = go.Figure()
+    runs = history.sort_values("epoch").groupby("label", sort=False)
+    for number, (label, run) in enumerate(runs):
+        figure.add_trace(
+            go.Scatter(
+                x=run["epoch"],
+                y=run["lr"],
+                name=label,
+                mode="lines+markers",
+                line_shape="hv",
+                hovertemplate="<b>%{fullData.name}</b><br>epoch %{x}<br>lr %{y:.3g}<extra></extra>",
+                **_run_style(run, number),
+            )
+        )
+    figure.update_layout(
+        xaxis_title="epoch",
+        yaxis_title="learning rate",
+        yaxis_type="log",
+        legend_title_text="run",
+        margin={"t": 30},
+    )
+    return figure
+
+
+def confusion_figure(matrix: np.ndarray, title: str, normalize: bool = False) -> go.Figure:
+    """Heatmap of a 10x10 confusion matrix (rows = true digit, columns = predicted).
+
+    ``normalize`` shows each row as shares of that true digit; a float matrix is taken to
+    hold shares already. A matrix with negative entries (a difference between two runs)
+    gets a red-blue scale centred on zero.
+    """
+    values = normalize_rows(matrix) if normalize else np.asarray(matrix)
+    digits = [str(d) for d in range(values.shape[0])]
+    diverging = bool((values < 0).any())
+    heatmap = go.Heatmap(
+        z=values,
+        x=digits,
+        y=digits,
+        text=_cell_texts(values, shares=values.dtype.kind == "f", signed=diverging),
+        texttemplate="%{text}",
+        colorscale="RdBu" if diverging else "Blues",
+        zmid=0 if diverging else None,
+        hovertemplate="true %{y} → predicted %{x}: %{text}<extra></extra>",
+    )
+    figure = go.Figure(heatmap)
+    figure.update_layout(
+        title=title,
+        xaxis_title="predicted",
+        yaxis_title="true",
+        yaxis_autorange="reversed",
+        height=520,
+    )
+    figure.update_xaxes(type="category")
+    figure.update_yaxes(type="category")
+    return figure
+
+
+def _run_style(run: pd.DataFrame, number: int) -> dict:
+    framework, arch = run["framework"].iloc[0], run["arch"].iloc[0]
+    colour = FRAMEWORK_COLOURS.get(framework, "#7f7f7f")
+    return {
+        "line": {"color": colour, "dash": ARCH_DASHES.get(arch, "dot")},
+        "marker": {"color": colour, "symbol": MARKERS[number % len(MARKERS)], "size": 7},
+    }
+
+
+def _cell_texts(values: np.ndarray, shares: bool, signed: bool) -> list[list[str]]:
+    """Cell labels: shares as percentages, counts as integers; a difference of 0 is blank."""
+    sign = "+" if signed else ""
+
+    def text(value: float) -> str:
+        if signed and value == 0:
+            return ""
+        return f"{value:{sign}.1%}" if shares else f"{int(value):{sign}d}"
+
+    return [[text(value) for value in row] for row in values]
+
+
+def _hover(split: str, metric: str, x: str) -> str:
+    x_text = "epoch %{x}" if x == "epoch" else "%{x:.1f} s"
+    value = "%{y:.2%}" if metric == "accuracy" else "%{y:.4f}"
+    return f"<b>%{{fullData.name}}</b><br>{x_text}<br>{split} {metric} {value}<extra></extra>"

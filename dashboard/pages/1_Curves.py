@@ -1,0 +1,44 @@
+"""Training curves of the picked runs: loss and accuracy per epoch, and the LR schedule."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import streamlit as st
+
+from dashboard import charts, ui
+
+st.set_page_config(page_title="Curves · Digit Lab", page_icon="📈", layout="wide")
+ui.sidebar()
+st.title("Training curves")
+
+runs = ui.cached_runs()
+shown = ui.picked_runs(runs)
+if shown.empty:
+    st.info("No finished runs to show yet: start some from the sidebar, or pick runs on Home.")
+    st.stop()
+if not ui.picked_run_ids():
+    st.caption("Showing every finished run. Pick runs on Home to compare a few.")
+
+x = st.radio(
+    "x axis",
+    list(charts.X_AXES),
+    horizontal=True,
+    key="x",
+    bind="query-params",
+    help="seconds: each run's cumulative training time",
+)
+history = ui.history_of(shown)
+if history.empty:
+    st.warning("None of these runs has a training history yet.")
+    st.stop()
+
+st.caption("Colour = framework, solid = DNN, dashed = CNN; hover a point for the run and value.")
+for metric in charts.METRICS:
+    st.plotly_chart(charts.curves_figure(history, metric, x=x), key=f"curves_{metric}")
+
+st.subheader("Learning-rate schedule")
+st.plotly_chart(charts.lr_figure(history), key="lr")
+with st.expander("Learning rate per epoch (table)"):
+    st.dataframe(history.pivot_table(index="epoch", columns="label", values="lr"), key="lr_table")

@@ -1,0 +1,114 @@
+"""Confusion matrices, per-class metrics and the misclassified test digits of one run."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, ui
+from engines import metrics, store
+from engines.data import MnistError, load_mnist, mnist_dir
+
+st.set_page_config(page_title="Confusion · Digit Lab", page_icon="🔍", layout="wide")
+ui.sidebar()
+st.title("Confusion matrices")
+
+GALLERY_COLUMNS = 8
+
+
+@st.cache_resource(show_spinner="Loading the MNIST test images…")
+def test_images(directory: str) -> np.ndarray:
+    """The 10k MNIST test images (uint8), read once per server; never downloads."""
+    return load_mnist(directory, allow_download=False).x_test
+
+
+def predictions_of(run_dir: str) -> pd.DataFrame | None:
+    try:
+        return ui.cached_predictions(run_dir)
+    except store.StoreError as err:
+        st.error(str(err))
+        return None
+
+
+def show_matrix(predictions: pd.DataFrame, label: str, normalize: bool) -> None:
+    matrix = metrics.confusion_matrix(predictions)
+    left, right = st.columns([3, 2])
+    title = f"{label}: {'share of each true digit' if normalize else 'counts'}"
+    left.plotly_chart(charts.confusion_figure(matrix, title, normalize), key="matrix")
+    right.metric("test accuracy", f"{metrics.accuracy(predictions):.2%}")
+    right.dataframe(
+        metrics.per_class_metrics(predictions),
+        hide_index=True,
+        key="per_class",
+        column_config={
+            name: st.column_config.NumberColumn(name, format="%.3f")
+            for name in ("precision", "recall", "f1")
+        },
+    )
+
+
+def show_difference(
+    predictions: pd.DataFrame, other: pd.DataFrame, title: str, normalize: bool
+) -> None:
+    mine, theirs = metrics.confusion_matrix(predictions), metrics.confusion_matrix(other)
+    if normalize:
+        mine, theirs = metrics.normalize_rows(mine), metrics.normalize_rows(theirs)
+    elif len(predictions) != len(other):
+        st.warning("The two runs were tested on different numbers of images: compare shares.")
+    st.plotly_chart(charts.confusion_figure(mine - theirs, title), key="difference")
+
+
+def show_gallery(predictions: pd.DataFrame) -> None:
+    try:
+        images = test_images(str(mnist_dir()))
+    except MnistError as err:
+        st.info(f"The MNIST test images are not available here, so no gallery ({err}).")
+        return
+    wrong = predictions[predictions["label"] != predictions["predicted"]]
+    wrong = wrong.assign(confidence=wrong[store.PROB_COLUMNS].max(axis=1))
+    digit = st.selectbox("True digit", ["any", *range(10)], key="gallery_digit")
+    if digit != "any":
+        wrong = wrong[wrong["label"] == digit]
+    count = st.slider("How many", 8, 96, 32, step=8, key="gallery_count")
+    st.caption(f"{len(wrong)} misclassified; most confident mistakes first.")
+    wrong = wrong.sort_values("confidence", ascending=False).head(count)
+    for start in range(0, len(wrong), GALLERY_COLUMNS):
+        row = wrong.iloc[start : start + GALLERY_COLUMNS]
+        for column, item in zip(st.columns(GALLERY_COLUMNS), row.itertuples(), strict=False):
+            caption = f"true {item.label} → {item.predicted} ({item.confidence:.0%})"
+            column.image(images[item.index], caption=caption, width=84)
+
+
+runs = ui.cached_runs()
+done = ui.picked_runs(runs)
+done = done[done["status"] == "done"].set_index("run_id", drop=False)
+if done.empty:
+    st.info("No finished runs to show yet: start some from the sidebar, or pick runs on Home.")
+    st.stop()
+labels = ui.labels_by_id(done)
+ids = list(labels)
+
+run_id = st.selectbox("Run", ids, format_func=labels.get, key="run", bind="query-params")
+normalize = st.toggle("Row-normalised (share of each true digit)", key="norm", bind="query-params")
+predictions = predictions_of(done.loc[run_id, "run_dir"])
+if predictions is None:
+    st.stop()
+show_matrix(predictions, labels[run_id], normalize)
+
+st.subheader("Difference between two runs")
+others = [i for i in ids if i != run_id]
+if not others:
+    st.caption("Pick a second finished run to compare matrices.")
+else:
+    other_id = st.selectbox("Compared with", others, format_func=labels.get, key="other")
+    other = predictions_of(done.loc[other_id, "run_dir"])
+    title = f"{labels[run_id]} minus {labels[other_id]} (blue: more in the first run)"
+    if other is not None:
+        show_difference(predictions, other, title, normalize)
+
+st.subheader("Misclassified test digits")
+show_gallery(predictions)

@@ -1,0 +1,151 @@
+"""Runs: job status, cancel, delete, and sharing (link, HTML report, zip bundles)."""
+
+import sys
+from functools import partial
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import report, ui
+from engines import bundle, store
+
+st.set_page_config(page_title="Runs · Digit Lab", page_icon="🗂️", layout="wide")
+ui.sidebar()
+st.title("Runs")
+
+CONFIRM_KEY = "confirm_delete"
+TABLE_COLUMNS = ["run_id", "framework", "arch", "status", "progress", "test_accuracy", "created_at"]
+
+
+def show_table(runs: pd.DataFrame) -> None:
+    table = runs.assign(
+        progress=[ui.job_progress(run) for run in runs.to_dict("records")],
+        created_at=pd.to_datetime(runs["created_at"], utc=True),
+    )
+    st.dataframe(
+        ui.accuracy_in_percent(table)[TABLE_COLUMNS + ["error"]],
+        hide_index=True,
+        column_config={
+            "run_id": "run",
+            "test_accuracy": ui.ACCURACY_COLUMN,
+            "created_at": st.column_config.DatetimeColumn(
+                "created (UTC)", format="YYYY-MM-DD HH:mm"
+            ),
+        },
+    )
+
+
+def cancel_controls(runs: pd.DataFrame) -> None:
+    active = runs[runs["status"].isin(ui.ACTIVE)]
+    if active.empty:
+        st.caption("No queued or running jobs.")
+        return
+    labels = ui.labels_by_id(active)
+    run_id = st.selectbox("Job", list(labels), format_func=labels.get, key="cancel_pick")
+    if st.button("Cancel job", key="cancel_job"):
+        row = active[active["run_id"] == run_id].iloc[0]
+        st.success(f"{labels[run_id]}: {ui.cancel_job(row['run_dir'])}")
+
+
+def delete_controls(runs: pd.DataFrame) -> None:
+    """Two steps: choose runs and press Delete, then confirm (or keep them)."""
+    finished = runs[~runs["status"].isin(ui.ACTIVE)]
+    labels = ui.labels_by_id(finished)
+    if not labels:
+        st.caption("No finished runs (cancel a job before deleting it).")
+        return
+    chosen = st.multiselect("Runs to delete", list(labels), format_func=labels.get, key="delete")
+    if st.button("Delete…", disabled=not chosen, key="delete_ask"):
+        st.session_state[CONFIRM_KEY] = chosen
+    pending = [i for i in st.session_state.get(CONFIRM_KEY, []) if i in labels]
+    if not pending:
+        return
+    st.warning(f"Delete {len(pending)} run(s) and all their files? This cannot be undone.")
+    yes, no = st.columns(2)
+    if yes.button(f"Yes, delete {len(pending)} run(s)", type="primary", key="delete_yes"):
+        delete_runs(finished[finished["run_id"].isin(pending)])
+    if no.button("Keep them", key="delete_no"):
+        st.session_state.pop(CONFIRM_KEY, None)
+        st.rerun()
+
+
+def delete_runs(doomed: pd.DataFrame) -> None:
+    for run in doomed.to_dict("records"):
+        try:
+            store.delete_run(run["run_dir"], ui.results_root())
+        except (store.StoreError, OSError) as err:
+            st.error(f"{run['run_id']}: {err}")
+    st.session_state.pop(CONFIRM_KEY, None)
+    st.session_state.pop("delete", None)
+    ui.pick_runs([i for i in ui.picked_run_ids() if i not in set(doomed["run_id"])])
+    ui.flash(f"Deleted {len(doomed)} run(s).")
+    st.rerun()
+
+
+def share_controls(runs: pd.DataFrame) -> None:
+    ui.run_picker(runs, label="Runs to share", key="share_pick")
+    picked = ui.picked_runs(runs, default_status=None) if ui.picked_run_ids() else runs[:0]
+    finished = picked[picked["status"] == "done"]
+    if finished.empty:
+        st.caption("Pick finished runs to share them.")
+    else:
+        show_link(finished)
+        run_dirs = [Path(d) for d in finished["run_dir"]]
+        left, right = st.columns(2)
+        left.download_button(
+            "Download report",
+            data=partial(report.build_report, run_dirs),
+            file_name="digitlab-report.html",
+            mime="text/html",
+            key="report",
+            help="One HTML file (viewable offline): leaderboard, curves, matrices, LR schedules.",
+        )
+        right.download_button(
+            "Export bundle",
+            data=partial(bundle.export_runs, run_dirs),
+            file_name="digitlab-runs.zip",
+            mime="application/zip",
+            key="export",
+            help="The picked runs as one zip, for Import bundle on another dashboard.",
+        )
+    import_controls()
+
+
+def show_link(finished: pd.DataFrame) -> None:
+    query = f"?{ui.RUNS_PARAM}={','.join(finished['run_id'])}"
+    base = (st.context.url or "").split("?")[0]
+    st.write("**Copy link**: this address opens the same comparison on a dashboard with these runs")
+    st.code(base + query, language=None)
+
+
+def import_controls() -> None:
+    uploaded = st.file_uploader("Import bundle", type=["zip"], key="bundle_file")
+    if uploaded is not None and st.button("Import", key="bundle_import"):
+        try:
+            imported = bundle.import_runs(uploaded.getvalue(), ui.results_root())
+        except bundle.BundleError as err:
+            st.error(f"Bundle refused, nothing imported: {err}")
+            return
+        ui.flash(f"Imported {len(imported)} run(s): {', '.join(imported)}")
+        st.rerun()
+
+
+runs = ui.cached_runs()
+ui.show_skipped(runs)
+if runs.empty:
+    st.info("No runs in this store yet: start some from the sidebar or import a bundle below.")
+else:
+    show_table(runs)
+    st.subheader("Cancel a job")
+    cancel_controls(runs)
+    st.subheader("Delete runs")
+    delete_controls(runs)
+st.subheader("Share")
+if runs.empty:
+    import_controls()
+else:
+    share_controls(runs)
+st.caption(f"Store: `{ui.results_root()}` (set RESULTS_DIR to share a team folder)")

@@ -1,0 +1,380 @@
+"""Page helpers shared by every dashboard page.
+
+* Cached reads of the run store, invalidated when a run's files change on disk.
+* The picked runs: kept in the URL (``?runs=id1,id2``) so a copied link opens the same
+  comparison, and mirrored in ``st.session_state`` so the pick survives page switches.
+* :func:`sidebar`: the training launcher and the live job list, on every page.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from engines import jobs, store
+from engines.spec import ARCH_DEFAULTS, ARCHS, FRAMEWORKS, SCHEDULERS, RunSpec
+
+RUNS_PARAM = "runs"
+PICKED_KEY = "picked_runs"
+SUBMITTED_KEY = "submitted_runs"
+STATUSES_KEY = "job_statuses"
+FLASH_KEY = "flash"
+PROGRESS_SECONDS = 2
+ACTIVE = ("queued", "running")
+QUICK_START = {"epochs": 2, "train_limit": 10_000}
+CLI_EXAMPLE = "python -m engines grid --epochs 2 --train-limit 10000"
+
+
+# --- reading the store (cached) ----------------------------------------------------------
+def results_root() -> Path:
+    """The store the dashboard shows: ``RESULTS_DIR`` if set, else ``results/``."""
+    return store.results_dir()
+
+
+def _file_stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+def store_signature(root: Path) -> tuple:
+    """Changes whenever a run folder appears, disappears or rewrites its ``run.json``."""
+    return tuple(
+        (run_dir.name, _file_stamp(run_dir / store.RUN_JSON))
+        for run_dir in store.iter_run_dirs(root)
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _load_runs(root: str, signature: tuple) -> pd.DataFrame:
+    return store.load_runs(root)
+
+
+def cached_runs() -> pd.DataFrame:
+    """``engines.store.load_runs`` of the dashboard's store, re-read only when it changed."""
+    root = results_root()
+    return _load_runs(str(root), store_signature(root))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _read_history(run_dir: str, stamp: tuple | None) -> pd.DataFrame:
+    return store.read_history(run_dir)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _read_predictions(run_dir: str, stamp: tuple | None) -> pd.DataFrame:
+    return store.read_predictions(run_dir)
+
+
+def cached_history(run_dir: str | Path) -> pd.DataFrame:
+    """A run's ``history.parquet`` (raises ``StoreError`` when missing or unreadable)."""
+    return _read_history(str(run_dir), _file_stamp(Path(run_dir) / store.HISTORY))
+
+
+def cached_predictions(run_dir: str | Path) -> pd.DataFrame:
+    """A run's ``test_predictions.parquet`` (raises ``StoreError`` when missing)."""
+    return _read_predictions(str(run_dir), _file_stamp(Path(run_dir) / store.PREDICTIONS))
+
+
+# --- showing runs ------------------------------------------------------------------------
+ACCURACY_COLUMN = st.column_config.NumberColumn("test accuracy", format="%.2f %%")
+
+
+def accuracy_in_percent(runs: pd.DataFrame) -> pd.DataFrame:
+    """A display copy of a runs table with ``test_accuracy`` in percent (for ACCURACY_COLUMN)."""
+    return runs.assign(test_accuracy=runs["test_accuracy"] * 100)
+
+
+def run_label(run: pd.Series | dict) -> str:
+    """Short name of a run for legends and pickers, e.g. ``torch/cnn a1b2c3``."""
+    return f"{run['framework']}/{run['arch']} {str(run['run_id'])[-6:]}"
+
+
+def labels_by_id(runs: pd.DataFrame) -> dict[str, str]:
+    return {row.run_id: run_label(row._asdict()) for row in runs.itertuples()}
+
+
+def history_of(runs: pd.DataFrame) -> pd.DataFrame:
+    """The histories of ``runs`` stacked, with a ``label`` column.
+
+    Queued runs have no history yet and are left out quietly; other unreadable ones warned.
+    """
+    frames = []
+    for run in runs.to_dict("records"):
+        if run["status"] == "queued":
+            continue
+        try:
+            history = cached_history(run["run_dir"])
+        except store.StoreError as err:
+            st.warning(f"{run_label(run)}: {err}")
+            continue
+        frames.append(history.assign(label=run_label(run)))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def show_skipped(runs: pd.DataFrame) -> None:
+    """Folders the store could not read, in an expander (never a traceback)."""
+    skipped = runs.attrs.get("skipped", [])
+    if skipped:
+        with st.expander(f"{len(skipped)} run folder(s) skipped: unreadable"):
+            for name, reason in skipped:
+                st.write(f"**{name}**: {reason}")
+
+
+# --- picked runs (URL + session) ---------------------------------------------------------
+def picked_run_ids() -> list[str]:
+    """The picked runs: the URL's ``runs`` if it names any, else this session's pick.
+
+    Streamlit drops query parameters on a page switch, so the session copy puts them back:
+    the address bar always carries the current comparison.
+    """
+    from_url = [i for i in st.query_params.get(RUNS_PARAM, "").split(",") if i]
+    if from_url:
+        st.session_state[PICKED_KEY] = from_url
+        return from_url
+    ids = list(st.session_state.get(PICKED_KEY, []))
+    if ids:
+        st.query_params[RUNS_PARAM] = ",".join(ids)
+    return ids
+
+
+def pick_runs(ids: list[str]) -> None:
+    """Make ``ids`` the picked runs (URL and session)."""
+    ids = list(dict.fromkeys(str(i) for i in ids))
+    st.session_state[PICKED_KEY] = ids
+    if ids:
+        st.query_params[RUNS_PARAM] = ",".join(ids)
+    else:
+        st.query_params.pop(RUNS_PARAM, None)
+
+
+def picked_runs(runs: pd.DataFrame, default_status: str | None = "done") -> pd.DataFrame:
+    """Rows of ``runs`` that are picked; with no pick, every run with ``default_status``.
+
+    Picked ids that are not in this store (deleted, or a link from another store) are
+    mentioned once, not an error.
+    """
+    ids = picked_run_ids()
+    if not ids:
+        return runs if default_status is None else runs[runs["status"] == default_status]
+    known = set(runs["run_id"])
+    missing = [i for i in ids if i not in known]
+    if missing:
+        st.warning(f"Not in this store: {', '.join(missing)}")
+    return runs[runs["run_id"].isin(ids)]
+
+
+def run_picker(runs: pd.DataFrame, label: str = "Runs to compare", key: str = "pick") -> None:
+    """A multiselect of every run in the store that reads and writes the picked runs."""
+    labels = labels_by_id(runs)
+    if key not in st.session_state:
+        st.session_state[key] = [i for i in picked_run_ids() if i in labels]
+
+    def changed() -> None:
+        pick_runs(st.session_state[key])
+
+    st.multiselect(
+        label,
+        options=list(labels),
+        format_func=lambda run_id: labels[run_id],
+        key=key,
+        on_change=changed,
+        placeholder="none picked: pages show every finished run",
+    )
+
+
+# --- launching jobs ----------------------------------------------------------------------
+def build_specs(
+    frameworks: Sequence[str], archs: Sequence[str], settings: dict[str, Any]
+) -> list[RunSpec]:
+    """One RunSpec per framework x architecture pair; ``ValueError`` names a bad field."""
+    if not frameworks or not archs:
+        raise ValueError("pick at least one framework and one architecture")
+    return [RunSpec(framework=f, arch=a, **settings) for f in frameworks for a in archs]
+
+
+def submit_jobs(specs: list[RunSpec]) -> list[Path]:
+    """Queue the runs in the dashboard's store; the sidebar follows them for this session."""
+    run_dirs = jobs.submit(specs, results_root())
+    submitted = st.session_state.setdefault(SUBMITTED_KEY, [])
+    submitted.extend(run_dir.name for run_dir in run_dirs)
+    return run_dirs
+
+
+def sidebar() -> None:
+    """The training launcher and the live job list (call once per page)."""
+    st.session_state[STATUSES_KEY] = _statuses(cached_runs())  # what this page run shows
+    with st.sidebar:
+        _launcher()
+        st.divider()
+        _job_progress()
+    for message in st.session_state.pop(FLASH_KEY, []):
+        st.toast(message)
+
+
+def flash(message: str) -> None:
+    """A message shown (as a toast) on the next run, for actions followed by ``st.rerun``."""
+    st.session_state.setdefault(FLASH_KEY, []).append(message)
+
+
+def _defaults_hint(name: str) -> str:
+    return " · ".join(f"{arch} {values[name]}" for arch, values in ARCH_DEFAULTS.items())
+
+
+def _number(label: str, key: str, value: Any, step: Any, **options: Any) -> Any:
+    """A launcher number field; its value is kept for the session, across pages."""
+    return st.number_input(
+        label, value=value, step=step, key=f"launch_{key}", persist_state="session", **options
+    )
+
+
+@st.fragment
+def _launcher() -> None:
+    """Widgets rerun only this fragment; Start validates through RunSpec and queues.
+
+    Fields left empty take the architecture's reference default (shown as placeholder).
+    Fields are not clamped: RunSpec is the one validator, and its message is shown.
+    """
+    st.header("Train")
+    keep = {"persist_state": "session"}
+    frameworks = st.multiselect(
+        "Frameworks", FRAMEWORKS, default=FRAMEWORKS, key="launch_fw", **keep
+    )
+    archs = st.multiselect("Architectures", ARCHS, default=ARCHS, key="launch_arch", **keep)
+    settings: dict[str, Any] = {
+        "epochs": _number("Max epochs", "epochs", None, 1, placeholder=_defaults_hint("epochs")),
+        "train_limit": _number(
+            "Training images",
+            "train_limit",
+            None,
+            1000,
+            placeholder="all 55,000",
+            help="Use only the first N training images (quick runs).",
+        ),
+        "batch_size": _number("Batch size", "batch_size", 32, 1),
+        "lr": _number("Learning rate", "lr", 1e-3, 1e-4, format="%.5f"),
+    }
+    with st.expander("Scheduler, early stopping, seed"):
+        settings.update(_scheduler_settings())
+        settings["es_patience"] = _number(
+            "Early-stopping patience",
+            "es_patience",
+            None,
+            1,
+            placeholder=_defaults_hint("es_patience"),
+        )
+        settings["dropout"] = _number("Dropout", "dropout", 0.3, 0.05)
+        settings["seed"] = _number("Seed", "seed", 42, 1)
+    if st.button("Start training", type="primary", key="launch_start"):
+        _start(frameworks, archs, settings)
+
+
+def _scheduler_settings() -> dict[str, Any]:
+    """The scheduler choice and the parameters of the scheduler(s) it may mean."""
+    default = f"architecture default ({_defaults_hint('scheduler')})"
+    choice = st.selectbox(
+        "LR scheduler", [default, *SCHEDULERS], key="launch_scheduler", persist_state="session"
+    )
+    scheduler = None if choice == default else choice
+    values: dict[str, Any] = {"scheduler": scheduler}
+    if scheduler in (None, "plateau"):
+        values["plateau_factor"] = _number("Plateau factor", "plateau_factor", 0.5, 0.1)
+        values["plateau_patience"] = _number("Plateau patience", "plateau_patience", 3, 1)
+    if scheduler in (None, "step"):
+        values["step_size"] = _number("Step size (epochs)", "step_size", 5, 1)
+        values["step_gamma"] = _number("Step gamma", "step_gamma", 0.5, 0.1)
+    return values
+
+
+def _start(frameworks: list[str], archs: list[str], settings: dict[str, Any]) -> None:
+    try:
+        specs = build_specs(frameworks, archs, settings)
+    except ValueError as err:
+        st.error(f"Not started: {err}")
+        return
+    try:
+        run_dirs = submit_jobs(specs)
+    except OSError as err:
+        st.error(f"Could not queue the jobs in {results_root()}: {err}")
+        return
+    flash(f"Queued {len(run_dirs)} job(s): progress in the sidebar.")
+    st.rerun(scope="app")  # the job list and the tables show them at once
+
+
+# --- live job progress -------------------------------------------------------------------
+def jobs_to_show(runs: pd.DataFrame, submitted: list[str]) -> pd.DataFrame:
+    """Queued and running jobs (from any tab), plus whatever this session launched."""
+    shown = runs[runs["status"].isin(ACTIVE) | runs["run_id"].isin(submitted)]
+    return shown.sort_values("created_at", kind="stable")
+
+
+def job_progress(run: dict[str, Any]) -> str:
+    """Where a job is: epoch k/N, the latest validation accuracy, the test accuracy when done."""
+    progress = _progress(run)
+    parts = []
+    if run["status"] == "running" or progress.get("epoch"):
+        parts.append(f"epoch {progress.get('epoch', 0)}/{progress.get('epochs', '?')}")
+    if progress.get("val_accuracy") is not None:
+        parts.append(f"val acc {progress['val_accuracy']:.2%}")
+    if run["status"] == "done" and pd.notna(run.get("test_accuracy")):
+        parts.append(f"test acc {run['test_accuracy']:.2%}")
+    return " · ".join(parts)
+
+
+def job_line(run: dict[str, Any]) -> str:
+    """One markdown line about a job, e.g. ``**torch/dnn** · running · epoch 3/10 · …``."""
+    return " · ".join(
+        part
+        for part in (f"**{run['framework']}/{run['arch']}**", run["status"], job_progress(run))
+        if part
+    )
+
+
+def _statuses(runs: pd.DataFrame) -> dict[str, str]:
+    return dict(zip(runs["run_id"], runs["status"], strict=True))
+
+
+def _progress(run: dict[str, Any]) -> dict[str, Any]:
+    progress = run.get("progress")
+    return progress if isinstance(progress, dict) else {}
+
+
+@st.fragment(run_every=PROGRESS_SECONDS)
+def _job_progress() -> None:
+    """Reruns on its own every few seconds; a status change refreshes the whole page."""
+    runs = cached_runs()
+    if _statuses(runs) != st.session_state.get(STATUSES_KEY):
+        st.rerun(scope="app")  # a job was queued, started or finished: the page is stale
+    st.header("Jobs")
+    shown = jobs_to_show(runs, st.session_state.get(SUBMITTED_KEY, []))
+    if shown.empty:
+        st.caption("No jobs running. Pick pairs above and press Start training.")
+    for run in shown.to_dict("records"):
+        _job_card(run)
+
+
+def _job_card(run: dict[str, Any]) -> None:
+    with st.container(border=True):
+        st.markdown(job_line(run))
+        progress = _progress(run)
+        if run["status"] == "running" and progress.get("epochs"):
+            st.progress(min(1.0, progress.get("epoch", 0) / progress["epochs"]))
+        if run["status"] == "failed":
+            st.error(run.get("error") or "failed without an error message")
+        if run["status"] in ACTIVE and st.button("Cancel", key=f"cancel-{run['run_id']}"):
+            st.toast(cancel_job(run["run_dir"]))
+
+
+def cancel_job(run_dir: str | Path) -> str:
+    """``engines.jobs.cancel``, in words, also when the run vanished meanwhile."""
+    try:
+        return jobs.cancel(run_dir)
+    except store.StoreError as err:
+        return f"nothing to cancel: {err}"

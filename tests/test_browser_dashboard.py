@@ -1,0 +1,72 @@
+"""The dashboard in a real browser: launch a job from the sidebar, watch it finish, share it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import engines
+from tests.streamlit_server import browser_page, running_app, wait_for_idle
+
+pytestmark = pytest.mark.browser
+
+TRAINING_TIMEOUT_MS = 600_000  # one tiny epoch, but the machine is shared and imports are slow
+SIDEBAR = '[data-testid="stSidebar"]'
+
+
+def launch_tiny_torch_dnn(page) -> None:
+    """Sidebar: keep only torch x dnn, 1 epoch on 1000 images, press Start training."""
+    sidebar = page.locator(SIDEBAR)
+    for name in ("keras", "lightning", "cnn"):
+        sidebar.get_by_label(f"Remove {name}").click()
+        wait_for_idle(page)
+    for label, value in (("Max epochs", "1"), ("Training images", "1000")):
+        field = sidebar.get_by_role("spinbutton", name=label)
+        field.fill(value)
+        field.press("Enter")
+        wait_for_idle(page)
+    sidebar.get_by_role("button", name="Start training").click()
+
+
+def test_sidebar_job_reaches_done_live_and_its_report_downloads(
+    results_dir: Path, tmp_path: Path
+) -> None:
+    with running_app(results_dir) as url, browser_page() as page:
+        page.goto(url)
+        wait_for_idle(page)
+        page.evaluate("window.__sameDocument = true")  # gone if the page ever reloads
+
+        launch_tiny_torch_dnn(page)
+
+        job = page.locator(SIDEBAR).get_by_text(re.compile(r"torch/dnn · (queued|running)"))
+        job.wait_for(timeout=60_000)
+        page.locator(SIDEBAR).get_by_text(re.compile(r"torch/dnn · done · epoch 1/1")).wait_for(
+            timeout=TRAINING_TIMEOUT_MS
+        )
+        assert page.evaluate("window.__sameDocument === true")  # refreshed in place
+        runs = engines.load_runs(results_dir)
+        assert runs[["framework", "arch", "status"]].values.tolist() == [["torch", "dnn", "done"]]
+        run_id = runs["run_id"][0]
+
+        page.goto(f"{url}/Runs?runs={run_id}")
+        wait_for_idle(page)
+        link = page.locator('[data-testid="stCode"]').inner_text().strip()
+        assert link.endswith(f"/Runs?runs={run_id}")
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Download report").click()
+        assert download.value.suggested_filename == "digitlab-report.html"
+        report = tmp_path / "report.html"
+        download.value.save_as(report)
+
+        # A teammate opening the link (a page load is a new session: only the URL carries over).
+        page.goto(link.replace("/Runs?", "/Curves?") + "&x=seconds")
+        wait_for_idle(page)
+        assert page.get_by_role("radio", name="seconds").is_checked()
+        page.get_by_text(f"torch/dnn {run_id[-6:]}").first.wait_for()  # in the chart legend
+
+    html = report.read_text()
+    assert html.lstrip().lower().startswith("<!doctype html")
+    assert "plotly" in html.lower() and "Plotly.newPlot" in html
+    assert run_id in html

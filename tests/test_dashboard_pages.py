@@ -1,0 +1,393 @@
+"""Every dashboard page, run headless with Streamlit's AppTest on real stores.
+
+Empty store: each page explains itself instead of failing. ``trained_store`` (six real tiny
+runs): the numbers a user reads on the pages are the ones in the run store.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import engines
+from engines import bundle, jobs, metrics, store
+from engines.spec import RunSpec
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PAGES = {
+    "home": "dashboard/Home.py",
+    "curves": "dashboard/pages/1_Curves.py",
+    "confusion": "dashboard/pages/2_Confusion.py",
+    "draw": "dashboard/pages/3_Draw.py",
+    "runs": "dashboard/pages/4_Runs.py",
+}
+TIMEOUT_S = 120  # a shared, busy machine; pages read Parquet and build plotly figures
+
+
+def open_page(name: str, runs: list[str] | None = None) -> AppTest:
+    """Run a page once (optionally with ``?runs=…``) and check it raised nothing."""
+    app = AppTest.from_file(str(PROJECT_ROOT / PAGES[name]), default_timeout=TIMEOUT_S)
+    if runs:
+        app.query_params["runs"] = ",".join(runs)
+    return rerun(app)
+
+
+def rerun(app: AppTest) -> AppTest:
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def press(app: AppTest, button) -> AppTest:
+    button.click()
+    return rerun(app)
+
+
+def figures(app: AppTest) -> list[dict]:
+    """The page's plotly figures as JSON dicts (``data`` traces and ``layout``)."""
+    return [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+
+
+def values(array) -> np.ndarray:
+    """A plotly JSON array: a list, or the base64 ``{dtype, bdata, shape}`` typed form."""
+    if isinstance(array, dict):
+        flat = np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"])
+        shape = array.get("shape")
+        return flat.reshape([int(n) for n in shape.split(",")]) if shape else flat
+    return np.asarray(array)
+
+
+def traces(figure: dict, name: str | None = None, axis: str = "x") -> list[dict]:
+    """Traces of a figure (optionally only ``name``'s) on one x axis (x = left, x2 = right)."""
+    return [
+        trace
+        for trace in figure["data"]
+        if trace.get("xaxis", "x") == axis and (name is None or trace["name"] == name)
+    ]
+
+
+def trace_names(figure: dict) -> set[str]:
+    return {trace["name"] for trace in figure["data"]}
+
+
+def texts(elements) -> str:
+    return "\n".join(str(element.value) for element in elements)
+
+
+def label(run: pd.Series) -> str:
+    return f"{run.framework}/{run.arch} {run.run_id[-6:]}"
+
+
+@pytest.fixture
+def no_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Queue jobs without starting the background worker (nothing trains)."""
+    monkeypatch.setattr(jobs, "start_worker", lambda *args, **kwargs: None)
+
+
+@pytest.fixture
+def trained(trained_store: Path, monkeypatch: pytest.MonkeyPatch) -> pd.DataFrame:
+    """The dashboard pointed at the six-run store; returns its runs (read-only!)."""
+    monkeypatch.setenv("RESULTS_DIR", str(trained_store))
+    return engines.load_runs(trained_store)
+
+
+def queued_specs(results_dir: Path) -> list[RunSpec]:
+    runs = engines.load_runs(results_dir)
+    assert set(runs["status"]) <= {"queued"}
+    return [RunSpec.from_dict(store.read_run(d)["spec"]) for d in runs["run_dir"]]
+
+
+# --- empty store ---------------------------------------------------------------------------
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_opens_on_an_empty_store_without_error(results_dir: Path, page: str) -> None:
+    app = open_page(page)
+
+    assert not app.error
+    assert app.sidebar.button(key="launch_start").label == "Start training"
+
+
+def test_empty_home_says_how_to_start_a_run(results_dir: Path) -> None:
+    app = open_page("home")
+
+    assert "Start training" in texts(app.info)
+    assert "python -m engines grid" in texts(app.code)
+    assert not app.dataframe
+
+
+def test_quick_start_queues_all_six_pairs_with_a_short_spec(results_dir: Path, no_worker) -> None:
+    app = open_page("home")
+
+    quick_start = next(b for b in app.button if b.label.startswith("Quick start"))
+    press(app, quick_start)
+
+    specs = queued_specs(results_dir)
+    assert sorted(s.label for s in specs) == sorted(
+        f"{f}/{a}" for f in ("keras", "torch", "lightning") for a in ("dnn", "cnn")
+    )
+    assert {(s.epochs, s.train_limit) for s in specs} == {(2, 10_000)}
+    assert len(app.dataframe[0].value) == 6  # the leaderboard shows them at once
+
+
+def test_sidebar_start_queues_one_job_per_chosen_pair_with_the_chosen_settings(
+    results_dir: Path, no_worker
+) -> None:
+    app = open_page("curves")
+    app.sidebar.multiselect(key="launch_fw").set_value(["torch"])
+    app.sidebar.multiselect(key="launch_arch").set_value(["dnn", "cnn"])
+    app.sidebar.number_input(key="launch_epochs").set_value(3)
+    app.sidebar.number_input(key="launch_train_limit").set_value(1000)
+    app.sidebar.number_input(key="launch_seed").set_value(7)
+
+    press(app, app.sidebar.button(key="launch_start"))
+
+    specs = queued_specs(results_dir)
+    assert sorted(s.label for s in specs) == ["torch/cnn", "torch/dnn"]
+    assert {(s.epochs, s.train_limit, s.seed) for s in specs} == {(3, 1000, 7)}
+    assert {s.scheduler for s in specs} == {"plateau", "step"}  # architecture defaults
+    assert "Queued 2 job(s)" in texts(app.toast)
+    assert "torch/dnn" in texts(app.sidebar.markdown)  # followed in the job list
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("launch_lr", 0.0, "lr"), ("launch_train_limit", 0, "train_limit")],
+)
+def test_sidebar_refuses_invalid_settings_and_queues_nothing(
+    results_dir: Path, no_worker, field: str, value: float, message: str
+) -> None:
+    app = open_page("home")
+    app.sidebar.number_input(key=field).set_value(value)
+
+    press(app, app.sidebar.button(key="launch_start"))
+
+    assert message in texts(app.sidebar.error)
+    assert engines.load_runs(results_dir).empty
+
+
+def test_sidebar_refuses_to_start_without_a_framework(results_dir: Path, no_worker) -> None:
+    app = open_page("home")
+    app.sidebar.multiselect(key="launch_fw").set_value([])
+
+    press(app, app.sidebar.button(key="launch_start"))
+
+    assert "framework" in texts(app.sidebar.error)
+    assert engines.load_runs(results_dir).empty
+
+
+def test_unreadable_run_folders_are_listed_not_raised(results_dir: Path) -> None:
+    (results_dir / "broken-run").mkdir()
+    (results_dir / "broken-run" / "run.json").write_text("{ not json")
+
+    app = open_page("home")
+
+    assert "broken-run" in texts(app.expander[0].markdown)
+
+
+# --- trained store -------------------------------------------------------------------------
+def test_leaderboard_shows_every_run_with_the_accuracy_in_its_run_json(trained) -> None:
+    app = open_page("home")
+
+    table = app.dataframe[0].value.set_index("run_id")
+    assert set(table.index) == set(trained["run_id"])
+    assert list(table.columns) == store.LEADERBOARD_COLUMNS[1:]
+    for run_dir in trained["run_dir"]:
+        run = json.loads((Path(run_dir) / "run.json").read_text())
+        shown = table.loc[run["run_id"], "test_accuracy"]  # shown in percent
+        assert shown == pytest.approx(100 * run["test_accuracy"], abs=1e-9)
+        assert table.loc[run["run_id"], "trainable_params"] == run["trainable_params"]
+    accuracies = table["test_accuracy"].tolist()
+    assert accuracies == sorted(accuracies, reverse=True)  # best first
+
+
+def test_leaderboard_filters_by_framework_and_architecture(trained) -> None:
+    app = open_page("home")
+    app.multiselect(key="filter_framework").set_value(["keras"])
+    app.multiselect(key="filter_arch").set_value(["cnn"])
+
+    table = rerun(app).dataframe[0].value
+
+    assert table[["framework", "arch"]].drop_duplicates().values.tolist() == [["keras", "cnn"]]
+
+
+def test_picked_runs_round_trip_through_the_url(trained) -> None:
+    first, second, third = trained["run_id"][:3]
+    app = open_page("home", runs=[first, second])
+    assert app.multiselect(key="pick").value == [first, second]
+
+    app.multiselect(key="pick").unselect(first).select(third)
+    rerun(app)
+
+    assert app.query_params["runs"] == f"{second},{third}"
+    rerun(app.switch_page("pages/1_Curves.py"))  # the pick follows to another page
+    expected = {label(run) for run in trained.itertuples() if run.run_id in (second, third)}
+    assert trace_names(figures(app)[0]) == expected
+
+
+def test_curves_show_loss_accuracy_and_lr_of_the_picked_runs(trained) -> None:
+    picked = trained.iloc[:2]
+    app = open_page("curves", runs=list(picked["run_id"]))
+
+    accuracy, loss, lr = figures(app)
+    assert trace_names(accuracy) == {label(run) for run in picked.itertuples()}
+    lr_table = app.dataframe[0].value
+    for run in picked.itertuples():
+        history = store.read_history(run.run_dir)
+        (val_accuracy,) = traces(accuracy, label(run), axis="x2")
+        np.testing.assert_allclose(values(val_accuracy["y"]), history["val_accuracy"])
+        (train_loss,) = traces(loss, label(run), axis="x")
+        np.testing.assert_allclose(values(train_loss["y"]), history["train_loss"])
+        (schedule,) = traces(lr, label(run))
+        np.testing.assert_allclose(values(schedule["y"]), history["lr"])
+        np.testing.assert_allclose(lr_table[label(run)].to_numpy(), history["lr"])
+    assert lr["layout"]["yaxis"]["type"] == "log"
+
+
+def test_curves_default_to_every_finished_run(trained) -> None:
+    app = open_page("curves")
+
+    expected = {label(run) for run in trained.itertuples() if run.status == "done"}
+    assert trace_names(figures(app)[0]) == expected
+
+
+def test_curves_by_wall_clock_use_cumulative_epoch_seconds(trained) -> None:
+    run = trained.iloc[0]
+    app = open_page("curves", runs=[run.run_id])
+
+    app.radio(key="x").set_value("seconds")
+    accuracy, _, _ = figures(rerun(app))
+
+    history = store.read_history(run.run_dir)
+    (train_accuracy,) = traces(accuracy)
+    np.testing.assert_allclose(values(train_accuracy["x"]), history["epoch_seconds"].cumsum())
+
+
+def test_confusion_matrix_and_per_class_table_match_the_run_predictions(trained) -> None:
+    run = trained.iloc[0]
+    app = open_page("confusion", runs=[run.run_id])
+
+    predictions = store.read_predictions(run.run_dir)
+    expected = pd.crosstab(predictions["label"], predictions["predicted"])
+    expected = expected.reindex(index=range(10), columns=range(10), fill_value=0)
+    np.testing.assert_array_equal(values(figures(app)[0]["data"][0]["z"]), expected.to_numpy())
+    shown = app.dataframe[0].value
+    pd.testing.assert_frame_equal(shown, metrics.per_class_metrics(predictions), check_dtype=False)
+    assert app.metric[0].value == f"{run.test_accuracy:.2%}"  # same as the engine measured
+
+
+def test_row_normalised_matrix_shows_shares_of_each_true_digit(trained) -> None:
+    app = open_page("confusion", runs=[trained["run_id"][0]])
+
+    app.toggle(key="norm").set_value(True)
+    matrix = values(figures(rerun(app))[0]["data"][0]["z"])
+
+    present = matrix.sum(axis=1) > 0
+    np.testing.assert_allclose(matrix[present].sum(axis=1), 1.0)
+
+
+def test_difference_of_two_runs_is_their_count_matrices_subtracted(trained) -> None:
+    first, second = trained.iloc[0], trained.iloc[1]
+    app = open_page("confusion", runs=[first.run_id, second.run_id])
+    app.selectbox(key="run").set_value(first.run_id)
+    rerun(app)
+
+    difference = values(figures(app)[1]["data"][0]["z"])
+
+    own = metrics.confusion_matrix(store.read_predictions(first.run_dir))
+    other = metrics.confusion_matrix(store.read_predictions(second.run_dir))
+    np.testing.assert_array_equal(difference, own - other)
+
+
+def test_gallery_shows_the_most_confident_mistakes_with_their_labels(trained) -> None:
+    run = trained.iloc[0]
+    app = open_page("confusion", runs=[run.run_id])
+
+    predictions = store.read_predictions(run.run_dir)
+    wrong = predictions[predictions["label"] != predictions["predicted"]]
+    captions = [image.proto.imgs[0].caption for image in app.get("image")]
+    assert len(captions) == min(32, len(wrong))
+    top = wrong.loc[wrong[store.PROB_COLUMNS].max(axis=1).idxmax()]
+    assert captions[0].startswith(f"true {int(top['label'])} → {int(top['predicted'])} (")
+
+
+def test_gallery_without_mnist_files_says_so(trained, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MNIST_DIR", str(tmp_path / "no-mnist-here"))
+
+    app = open_page("confusion", runs=[trained["run_id"][0]])
+
+    assert "not available" in texts(app.info)
+    assert not app.get("image")
+
+
+def test_runs_page_lists_runs_and_offers_sharing_for_the_picked_ones(trained) -> None:
+    picked = list(trained["run_id"][:2])
+    app = open_page("runs", runs=picked)
+
+    assert set(app.dataframe[0].value["run_id"]) == set(trained["run_id"])
+    assert f"?runs={','.join(picked)}" in texts(app.code)
+    downloads = {button.proto.label for button in app.get("download_button")}
+    assert {"Download report", "Export bundle"} <= downloads
+
+
+# --- runs management (copies of runs in a scratch store) -------------------------------------
+def test_cancel_marks_a_queued_job_cancelled(results_dir: Path) -> None:
+    run_dir = store.create_run(RunSpec("torch", "dnn"), results_dir)
+    app = open_page("runs")
+
+    press(app, app.button(key="cancel_job"))
+
+    assert store.read_run(run_dir)["status"] == "cancelled"
+
+
+def test_delete_asks_for_confirmation_first(results_dir: Path, trained_store: Path) -> None:
+    kept, doomed = [
+        Path(shutil.copytree(d, results_dir / d.name))
+        for d in store.iter_run_dirs(trained_store)[:2]
+    ]
+    app = open_page("runs")
+    app.multiselect(key="delete").set_value([doomed.name])
+    rerun(app)
+    press(app, app.button(key="delete_ask"))
+    assert doomed.exists()  # not yet: a warning and two buttons first
+    assert "cannot be undone" in texts(app.warning)
+
+    press(app, app.button(key="delete_no"))
+    assert doomed.exists()
+
+    press(app, app.button(key="delete_ask"))
+    press(app, app.button(key="delete_yes"))
+    assert not doomed.exists()
+    assert kept.exists()
+    assert list(app.dataframe[0].value["run_id"]) == [kept.name]
+
+
+def test_imported_bundle_adds_its_runs_to_the_store(results_dir: Path, trained_store) -> None:
+    run_dirs = store.iter_run_dirs(trained_store)[:2]
+    app = open_page("runs")
+    zipped = bundle.export_runs(run_dirs)
+    app.file_uploader(key="bundle_file").upload("runs.zip", zipped, "application/zip")
+    rerun(app)
+
+    press(app, app.button(key="bundle_import"))
+
+    imported = {d.name for d in run_dirs}
+    assert set(engines.load_runs(results_dir)["run_id"]) == imported
+    assert set(app.dataframe[0].value["run_id"]) == imported
+    assert "Imported 2 run(s)" in texts(app.toast)
+
+
+def test_a_bad_bundle_is_refused_with_a_message_and_nothing_written(results_dir: Path) -> None:
+    app = open_page("runs")
+    app.file_uploader(key="bundle_file").upload("runs.zip", b"not a zip", "application/zip")
+    rerun(app)
+
+    press(app, app.button(key="bundle_import"))
+
+    assert "Bundle refused" in texts(app.error)
+    assert engines.load_runs(results_dir).empty

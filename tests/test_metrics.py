@@ -1,0 +1,74 @@
+"""Confusion matrix and per-class metrics from a predictions table with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engines import metrics
+
+
+def predictions(labels: list[int], predicted: list[int]) -> pd.DataFrame:
+    return pd.DataFrame({"index": range(len(labels)), "label": labels, "predicted": predicted})
+
+
+# true 0 0 1 1 2 2 2 / predicted 0 1 1 1 2 0 2
+SMALL = predictions([0, 0, 1, 1, 2, 2, 2], [0, 1, 1, 1, 2, 0, 2])
+
+
+def test_confusion_matrix_counts_true_digits_in_rows_and_predictions_in_columns() -> None:
+    expected = np.zeros((10, 10), dtype=int)
+    expected[0, 0], expected[0, 1] = 1, 1
+    expected[1, 1] = 2
+    expected[2, 2], expected[2, 0] = 2, 1
+
+    np.testing.assert_array_equal(metrics.confusion_matrix(SMALL), expected)
+
+
+def test_confusion_matrix_adds_up_to_the_number_of_images() -> None:
+    rng = np.random.default_rng(0)
+    frame = predictions(list(rng.integers(0, 10, 500)), list(rng.integers(0, 10, 500)))
+
+    matrix = metrics.confusion_matrix(frame)
+
+    assert matrix.shape == (10, 10)
+    assert matrix.sum() == 500
+    np.testing.assert_array_equal(matrix.sum(axis=1), np.bincount(frame["label"], minlength=10))
+
+
+def test_per_class_metrics_match_hand_computed_precision_recall_f1() -> None:
+    table = metrics.per_class_metrics(SMALL).set_index("digit")
+
+    assert table.loc[0, "precision"] == pytest.approx(1 / 2)  # predicted 0 twice, right once
+    assert table.loc[0, "recall"] == pytest.approx(1 / 2)
+    assert table.loc[0, "f1"] == pytest.approx(1 / 2)
+    assert table.loc[1, "precision"] == pytest.approx(2 / 3)
+    assert table.loc[1, "recall"] == pytest.approx(1.0)
+    assert table.loc[1, "f1"] == pytest.approx(0.8)
+    assert table.loc[2, "precision"] == pytest.approx(1.0)
+    assert table.loc[2, "recall"] == pytest.approx(2 / 3)
+    assert table.loc[2, "f1"] == pytest.approx(0.8)
+    assert list(table["support"]) == [2, 2, 3, 0, 0, 0, 0, 0, 0, 0]
+
+
+def test_digits_never_seen_or_never_predicted_score_zero_not_nan() -> None:
+    frame = predictions([3, 3], [9, 9])  # 3 is never predicted, 9 never the truth
+
+    table = metrics.per_class_metrics(frame).set_index("digit")
+
+    assert not table.isna().any().any()
+    assert table.loc[3, ["precision", "recall", "f1"]].tolist() == [0.0, 0.0, 0.0]
+    assert table.loc[9, ["precision", "recall", "f1"]].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_normalized_rows_are_shares_of_each_true_digit() -> None:
+    shares = metrics.normalize_rows(metrics.confusion_matrix(SMALL))
+
+    np.testing.assert_allclose(shares[:3].sum(axis=1), 1.0)
+    assert shares[2, 0] == pytest.approx(1 / 3)
+    assert not shares[3:].any()  # digits with no test images stay 0, not NaN
+
+
+def test_accuracy_is_the_share_of_right_predictions() -> None:
+    assert metrics.accuracy(SMALL) == pytest.approx(5 / 7)
