@@ -1,0 +1,198 @@
+"""Draw: draw (or upload) a digit and see what every finished model answers.
+
+The drawing goes through ``engines.preprocess.to_mnist`` (the same 28x28 preparation as
+MNIST), and each picked model predicts it. Models are loaded once per model file
+(``st.cache_resource``), so a new stroke answers quickly. Loading a Keras and a PyTorch
+model in this one process is safe: ``engines.load_predictor`` imports the torch side first.
+"""
+
+import math
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from PIL import Image
+from plotly.subplots import make_subplots
+
+import engines
+from dashboard import charts, ui
+from engines import store
+from engines.preprocess import load_image_file, to_mnist
+
+CANVAS_SIZE = 280
+PREVIEW_SIZE = 140
+DRAW, UPLOAD = "Draw", "Upload a picture"
+EMPTY_MESSAGE = "Draw a digit on the canvas (or upload a picture of one) to see the predictions."
+CHARTS_PER_ROW = 3
+
+
+# --- input -----------------------------------------------------------------------------------
+def clear_canvas() -> None:
+    """A new canvas key gives a fresh, empty canvas."""
+    st.session_state["canvas_round"] = st.session_state.get("canvas_round", 0) + 1
+
+
+def drawn_image() -> np.ndarray | None:
+    """The canvas's RGBA pixels (white strokes on black), or None before the first stroke."""
+    from streamlit_drawable_canvas import st_canvas  # raises outside the Streamlit runtime
+
+    width = st.slider("Stroke width", min_value=4, max_value=40, value=18, key="stroke_width")
+    result = st_canvas(
+        stroke_width=width,
+        stroke_color="#FFFFFF",
+        background_color="#000000",
+        height=CANVAS_SIZE,
+        width=CANVAS_SIZE,
+        drawing_mode="freedraw",
+        return_image_data=True,
+        key=f"draw_canvas_{st.session_state.get('canvas_round', 0)}",
+    )
+    st.button("Clear drawing", on_click=clear_canvas, key="clear_canvas")
+    return result.image_data
+
+
+def uploaded_image() -> np.ndarray | None:
+    """An uploaded picture's pixels, or None (with an error shown when it does not decode)."""
+    upload = st.file_uploader("A picture of one digit", type=["png", "jpg", "jpeg"])
+    if upload is None:
+        return None
+    try:
+        return load_image_file(upload.getvalue())
+    except ValueError as err:
+        st.error(f"{upload.name}: {err}")
+        return None
+
+
+def show_preprocessed(digit: np.ndarray) -> None:
+    """The 28x28 the models see, enlarged with hard pixel edges."""
+    enlarged = Image.fromarray(digit).resize((PREVIEW_SIZE, PREVIEW_SIZE), Image.Resampling.NEAREST)
+    st.image(enlarged, caption="What the models see (28×28)")
+
+
+# --- models ----------------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False, max_entries=32)
+def cached_predictor(run_dir: str, model_stamp: float | None):
+    """One loaded model per run folder and model file version (mtime)."""
+    return engines.load_predictor(run_dir)
+
+
+def model_stamp(run_dir: str) -> float | None:
+    path = store.model_path(run_dir)
+    return path.stat().st_mtime if path is not None else None
+
+
+def chosen_models(done: pd.DataFrame) -> pd.DataFrame:
+    """The finished runs that should predict: the picked ones by default, else all."""
+    labels = ui.labels_by_id(done)
+    picked = [i for i in ui.picked_run_ids() if i in labels]
+    chosen = st.multiselect(
+        "Models",
+        options=list(labels),
+        default=picked or list(labels),
+        format_func=lambda run_id: labels[run_id],
+        key="draw_models",
+    )
+    return done[done["run_id"].isin(chosen)]
+
+
+def predict_all(models: pd.DataFrame, digit: np.ndarray) -> dict[str, np.ndarray]:
+    """Ten probabilities per model label; a model that fails gets a warning, not a traceback."""
+    answers = {}
+    for run in models.to_dict("records"):
+        label = ui.run_label(run)
+        try:
+            with st.spinner(f"Loading {label}…"):
+                predictor = cached_predictor(run["run_dir"], model_stamp(run["run_dir"]))
+            probabilities = predictor.predict_proba(digit[np.newaxis])[0]
+        except Exception as err:  # any framework's load/predict error: report it, keep going
+            st.warning(f"{label}: this model failed to load or predict ({short_error(err)})")
+            continue
+        answers[label] = np.asarray(probabilities, dtype=np.float64)
+    return answers
+
+
+def short_error(err: Exception, limit: int = 160) -> str:
+    """The error's type and first line, cut to ``limit`` characters."""
+    lines = str(err).strip().splitlines()
+    text = f"{type(err).__name__}: {lines[0] if lines else ''}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- results ---------------------------------------------------------------------------------
+def show_top1(answers: dict[str, np.ndarray]) -> None:
+    """One card per model: the predicted digit and its probability."""
+    columns = st.columns(min(len(answers), 6))
+    for number, (label, probabilities) in enumerate(answers.items()):
+        digit = int(np.argmax(probabilities))
+        with columns[number % len(columns)]:
+            st.metric(label, str(digit))
+            st.caption(f"confidence {probabilities[digit]:.1%}")
+
+
+def probabilities_figure(answers: dict[str, np.ndarray], frameworks: dict[str, str]) -> go.Figure:
+    """Small multiples: each model's ten probabilities, the top-1 bar in full colour."""
+    rows = math.ceil(len(answers) / CHARTS_PER_ROW)
+    cols = min(len(answers), CHARTS_PER_ROW)
+    figure = make_subplots(
+        rows=rows, cols=cols, subplot_titles=list(answers), shared_yaxes=True,
+        vertical_spacing=0.25 / rows, horizontal_spacing=0.04,
+    )  # fmt: skip
+    for number, (label, probabilities) in enumerate(answers.items()):
+        colour = charts.FRAMEWORK_COLOURS.get(frameworks[label], "#7f7f7f")
+        top = int(np.argmax(probabilities))
+        figure.add_bar(
+            x=list(range(10)),
+            y=probabilities,
+            marker_color=colour,
+            marker_opacity=[1.0 if d == top else 0.45 for d in range(10)],
+            name=label,
+            hovertemplate=f"<b>{label}</b><br>digit %{{x}}: %{{y:.1%}}<extra></extra>",
+            row=number // cols + 1,
+            col=number % cols + 1,
+        )
+    figure.update_xaxes(tickmode="linear", dtick=1)
+    figure.update_yaxes(range=[0, 1], tickformat=".0%")
+    figure.update_layout(showlegend=False, height=260 * rows, margin={"t": 40, "b": 20})
+    return figure
+
+
+# --- page ------------------------------------------------------------------------------------
+st.set_page_config(page_title="Draw · Digit Lab", layout="wide")
+ui.sidebar()
+st.title("Draw a digit")
+
+runs = ui.cached_runs()
+done = runs[runs["status"] == "done"]
+
+left, right = st.columns([3, 2])
+with left:
+    source = st.radio("Input", [DRAW, UPLOAD], horizontal=True, label_visibility="collapsed")
+    image = drawn_image() if source == DRAW else uploaded_image()
+digit = to_mnist(image) if image is not None else None
+with right:
+    if digit is not None:
+        show_preprocessed(digit)
+
+if done.empty:
+    st.info(
+        "No finished runs to predict with yet. Train one with **Start training** in the "
+        f"sidebar, or from a terminal: `{ui.CLI_EXAMPLE}`."
+    )
+    st.stop()
+
+models = chosen_models(done)
+if digit is None:
+    st.info(EMPTY_MESSAGE)
+elif models.empty:
+    st.info("Pick at least one model above.")
+else:
+    answers = predict_all(models, digit)
+    frameworks = {ui.run_label(run): run["framework"] for run in models.to_dict("records")}
+    if answers:
+        show_top1(answers)
+        st.plotly_chart(probabilities_figure(answers, frameworks))

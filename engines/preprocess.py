@@ -1,0 +1,196 @@
+"""Turn a drawn or uploaded image into an MNIST-like 28x28, the way the MNIST authors did.
+
+MNIST digits are white on black, their ink's bounding box is scaled (keeping the aspect
+ratio, with anti-aliasing) so that its longer side is 20 px, and the result sits in a 28x28
+field with its centre of mass at the centre. A model trained on MNIST only recognises
+digits prepared the same way, so every input goes through :func:`to_mnist`:
+
+1. to grayscale in 0..1 with the digit bright: a canvas's RGBA stroke pixels, or a photo of
+   a dark digit on light paper, inverted when its border (the paper) is light;
+2. the background level (median of the border) subtracted, so uniform images have no ink;
+3. cropped to the ink's bounding box (pixels above a small fraction of the brightest one);
+4. longer side scaled to 20 px, contrast stretched to 0..255;
+5. pasted in 28x28 with the centre of mass at (14, 14) (row, column).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+SIZE = 28  # output side
+BOX = 20  # longer side of the digit's bounding box in the output
+CENTRE = 14.0  # where the centre of mass goes, in pixel-index coordinates (as in MNIST)
+INK_FRACTION = 0.2  # ink = brighter than this fraction of the brightest pixel
+MIN_PEAK = 0.1  # brightest pixel (0..1, above background) below this: nothing drawn
+MIN_INK_PIXELS = 6  # fewer ink pixels than this (or 1e-4 of the image): stray specks
+MIN_INK_SHARE = 1e-4
+
+
+def to_mnist(image: Any) -> np.ndarray | None:
+    """An MNIST-like uint8 (28, 28) image of the digit in ``image``, or None without ink.
+
+    ``image`` is a 2-D grayscale array, an RGB/RGBA (H, W, 3|4) array (uint8, or float in
+    0..1 or 0..255), or a PIL image: a drawing canvas's RGBA ``image_data`` (white strokes,
+    transparent or black background) or a photo/scan of a dark digit on light paper.
+    """
+    ink = ink_map(image)
+    box = ink_bounding_box(ink)
+    if box is None:
+        return None
+    top, bottom, left, right = box
+    digit = scale_longer_side(ink[top:bottom, left:right], BOX)
+    return paste_centred_by_mass(digit, SIZE)
+
+
+def load_image_file(data: bytes) -> np.ndarray:
+    """Decode an uploaded PNG/JPEG (or any image PIL reads) into an L, RGB or RGBA array.
+
+    Raises ``ValueError("not an image …")`` for anything that does not decode.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            img = ImageOps.exif_transpose(img)  # phone photos: apply the stored rotation
+            return np.asarray(_plain_mode(img))
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as err:
+        raise ValueError("not an image (expected a PNG or JPEG picture)") from err
+
+
+def _plain_mode(img: Image.Image) -> Image.Image:
+    if img.mode in ("L", "RGB", "RGBA"):
+        return img
+    if img.mode in ("LA", "PA") or "transparency" in img.info:
+        return img.convert("RGBA")
+    if img.mode == "1":
+        return img.convert("L")
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        return _scaled_to_l(img)
+    return img.convert("RGB")
+
+
+def _scaled_to_l(img: Image.Image) -> Image.Image:
+    """16-bit or float grayscale to 8-bit by its own range (PIL's convert would clip)."""
+    values = np.asarray(img, dtype=np.float64)
+    peak = values.max()
+    scaled = values / peak * 255 if peak > 0 else values
+    return Image.fromarray(scaled.astype(np.uint8), mode="L")
+
+
+# --- 1-2: grayscale, digit bright, background removed --------------------------------------
+def ink_map(image: Any) -> np.ndarray:
+    """float32 (H, W) in 0..1: how much ink each pixel holds (digit bright, background 0)."""
+    pixels = _as_float_array(image)
+    if pixels.ndim == 2:
+        gray = pixels
+    elif pixels.ndim == 3 and pixels.shape[2] in (1, 3, 4):
+        gray = _gray_from_channels(pixels)
+    else:
+        raise ValueError(f"expected a 2-D or (H, W, 1|3|4) image, got shape {pixels.shape}")
+    border = _border_median(gray)
+    if border > 0.5:  # light paper with a dark digit: make it white on black
+        gray, border = 1.0 - gray, 1.0 - border
+    return np.clip(gray - border, 0.0, 1.0).astype(np.float32)
+
+
+def _as_float_array(image: Any) -> np.ndarray:
+    """Any supported input as float64 in 0..1."""
+    if isinstance(image, Image.Image):
+        image = np.asarray(_plain_mode(image))
+    pixels = np.asarray(image)
+    if pixels.dtype == np.bool_:
+        return pixels.astype(np.float64)
+    if np.issubdtype(pixels.dtype, np.integer):
+        top = 255.0 if pixels.dtype.itemsize == 1 or pixels.max(initial=0) <= 255 else 65535.0
+        return pixels.astype(np.float64) / top
+    if np.issubdtype(pixels.dtype, np.floating):
+        pixels = np.nan_to_num(pixels.astype(np.float64))
+        return pixels / 255.0 if pixels.max(initial=0) > 1.0 else pixels
+    raise ValueError(f"unsupported image data type {pixels.dtype}")
+
+
+def _gray_from_channels(pixels: np.ndarray) -> np.ndarray:
+    """Luminance; for RGBA, transparent pixels count as background.
+
+    A canvas gives white strokes on transparent (or black) pixels: luminance x alpha. A PNG
+    with a *dark* digit on a transparent background has its ink in the alpha channel only,
+    so there the alpha channel is the ink.
+    """
+    if pixels.shape[2] == 1:
+        return pixels[:, :, 0]
+    luminance = pixels[:, :, :3] @ np.array([0.299, 0.587, 0.114])
+    if pixels.shape[2] == 3:
+        return luminance
+    alpha = pixels[:, :, 3]
+    visible = alpha > 0
+    if visible.any() and not visible.all() and np.median(luminance[visible]) < 0.5:
+        return alpha
+    return luminance * alpha
+
+
+def _border_median(gray: np.ndarray) -> float:
+    """The background level: the median of the outermost rows and columns."""
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    return float(np.median(border))
+
+
+# --- 3: crop ---------------------------------------------------------------------------------
+def ink_bounding_box(ink: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right), exclusive ends, of the ink; None when there is none.
+
+    Faint pixels (below :data:`INK_FRACTION` of the brightest) do not count, so noise and
+    anti-aliasing fringes do not widen the box; a few stray pixels are not a digit.
+    """
+    peak = float(ink.max(initial=0.0))
+    if peak < MIN_PEAK:
+        return None
+    mask = ink > INK_FRACTION * peak
+    if mask.sum() < max(MIN_INK_PIXELS, MIN_INK_SHARE * mask.size):
+        return None
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+# --- 4: scale --------------------------------------------------------------------------------
+def scale_longer_side(crop: np.ndarray, longer: int) -> np.ndarray:
+    """Resize so the longer side is ``longer`` px, keeping aspect; float 0..255 out."""
+    height, width = crop.shape
+    factor = longer / max(height, width)
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))  # PIL: (w, h)
+    resized = Image.fromarray(crop.astype(np.float32), mode="F").resize(
+        size, Image.Resampling.LANCZOS
+    )
+    scaled = np.clip(np.asarray(resized, dtype=np.float64), 0.0, None)
+    peak = scaled.max(initial=0.0)
+    return scaled * (255.0 / peak) if peak > 0 else scaled
+
+
+# --- 5: centre -------------------------------------------------------------------------------
+def paste_centred_by_mass(digit: np.ndarray, size: int) -> np.ndarray:
+    """Place ``digit`` in a ``size`` x ``size`` field with its centre of mass at the centre.
+
+    The shift is the rounded centre-of-mass offset, as for MNIST; it is limited so that no
+    ink falls off the field (for lopsided shapes the centre of mass then stays a little off).
+    """
+    height, width = digit.shape
+    rows, cols = np.indices(digit.shape)
+    mass = digit.sum()
+    centre_row = (rows * digit).sum() / mass
+    centre_col = (cols * digit).sum() / mass
+    top = _clamp(_round_half_up(CENTRE - centre_row), 0, size - height)
+    left = _clamp(_round_half_up(CENTRE - centre_col), 0, size - width)
+    field = np.zeros((size, size), dtype=np.float64)
+    field[top : top + height, left : left + width] = digit
+    return np.clip(np.rint(field), 0, 255).astype(np.uint8)
+
+
+def _round_half_up(value: float) -> int:
+    return int(np.floor(value + 0.5))
+
+
+def _clamp(value: int, low: int, high: int) -> int:
+    return max(low, min(high, value))
