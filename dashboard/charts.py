@@ -7,6 +7,8 @@ Used by the dashboard pages and by the HTML report, so a chart looks the same in
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -19,6 +21,7 @@ ARCH_DASHES = {"dnn": "solid", "cnn": "dash"}
 MARKERS = ("circle", "square", "diamond", "triangle-up", "x", "star", "cross", "pentagon")
 X_AXES = {"epoch": "epoch", "seconds": "wall-clock seconds"}
 METRICS = ("accuracy", "loss")
+CHARTS_PER_ROW = 3  # probability bar charts side by side
 
 
 def with_elapsed_seconds(history: pd.DataFrame) -> pd.DataFrame:
@@ -151,3 +154,30 @@ def _hover(split: str, metric: str, x: str) -> str:
     x_text = "epoch %{x}" if x == "epoch" else "%{x:.1f} s"
     value = "%{y:.2%}" if metric == "accuracy" else "%{y:.4f}"
     return f"<b>%{{fullData.name}}</b><br>{x_text}<br>{split} {metric} {value}<extra></extra>"
+
+
+def probabilities_figure(answers: dict[str, np.ndarray], frameworks: dict[str, str]) -> go.Figure:
+    """Small multiples: each model's ten probabilities, the top-1 bar in full colour."""
+    rows = math.ceil(len(answers) / CHARTS_PER_ROW)
+    cols = min(len(answers), CHARTS_PER_ROW)
+    figure = make_subplots(
+        rows=rows, cols=cols, subplot_titles=list(answers), shared_yaxes=True,
+        vertical_spacing=0.25 / rows, horizontal_spacing=0.04,
+    )  # fmt: skip
+    for number, (label, probabilities) in enumerate(answers.items()):
+        colour = FRAMEWORK_COLOURS.get(frameworks[label], "#7f7f7f")
+        top = int(np.argmax(probabilities))
+        figure.add_bar(
+            x=list(range(10)),
+            y=probabilities,
+            marker_color=colour,
+            marker_opacity=[1.0 if d == top else 0.45 for d in range(10)],
+            name=label,
+            hovertemplate=f"<b>{label}</b><br>digit %{{x}}: %{{y:.1%}}<extra></extra>",
+            row=number // cols + 1,
+            col=number % cols + 1,
+        )
+    figure.update_xaxes(tickmode="linear", dtick=1)
+    figure.update_yaxes(range=[0, 1], tickformat=".0%")
+    figure.update_layout(showlegend=False, height=260 * rows, margin={"t": 40, "b": 20})
+    return figure

@@ -6,7 +6,6 @@ MNIST), and each picked model predicts it. Models are loaded once per model file
 model in this one process is safe: ``engines.load_predictor`` imports the torch side first.
 """
 
-import math
 import sys
 from pathlib import Path
 
@@ -14,10 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
-from plotly.subplots import make_subplots
 
 import engines
 from dashboard import charts, ui
@@ -28,7 +25,6 @@ CANVAS_SIZE = 280
 PREVIEW_SIZE = 140
 DRAW, UPLOAD = "Draw", "Upload a picture"
 EMPTY_MESSAGE = "Draw a digit on the canvas (or upload a picture of one) to see the predictions."
-CHARTS_PER_ROW = 3
 
 
 # --- input -----------------------------------------------------------------------------------
@@ -134,33 +130,6 @@ def show_top1(answers: dict[str, np.ndarray]) -> None:
             st.caption(f"confidence {probabilities[digit]:.1%}")
 
 
-def probabilities_figure(answers: dict[str, np.ndarray], frameworks: dict[str, str]) -> go.Figure:
-    """Small multiples: each model's ten probabilities, the top-1 bar in full colour."""
-    rows = math.ceil(len(answers) / CHARTS_PER_ROW)
-    cols = min(len(answers), CHARTS_PER_ROW)
-    figure = make_subplots(
-        rows=rows, cols=cols, subplot_titles=list(answers), shared_yaxes=True,
-        vertical_spacing=0.25 / rows, horizontal_spacing=0.04,
-    )  # fmt: skip
-    for number, (label, probabilities) in enumerate(answers.items()):
-        colour = charts.FRAMEWORK_COLOURS.get(frameworks[label], "#7f7f7f")
-        top = int(np.argmax(probabilities))
-        figure.add_bar(
-            x=list(range(10)),
-            y=probabilities,
-            marker_color=colour,
-            marker_opacity=[1.0 if d == top else 0.45 for d in range(10)],
-            name=label,
-            hovertemplate=f"<b>{label}</b><br>digit %{{x}}: %{{y:.1%}}<extra></extra>",
-            row=number // cols + 1,
-            col=number % cols + 1,
-        )
-    figure.update_xaxes(tickmode="linear", dtick=1)
-    figure.update_yaxes(range=[0, 1], tickformat=".0%")
-    figure.update_layout(showlegend=False, height=260 * rows, margin={"t": 40, "b": 20})
-    return figure
-
-
 # --- page ------------------------------------------------------------------------------------
 st.set_page_config(page_title="Draw · Digit Lab", layout="wide")
 ui.sidebar()
@@ -195,4 +164,4 @@ else:
     frameworks = {ui.run_label(run): run["framework"] for run in models.to_dict("records")}
     if answers:
         show_top1(answers)
-        st.plotly_chart(probabilities_figure(answers, frameworks))
+        st.plotly_chart(charts.probabilities_figure(answers, frameworks))
