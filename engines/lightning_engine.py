@@ -1,0 +1,197 @@
+"""Lightning engine: the torch engine's network inside a ``LightningModule`` + ``Trainer``.
+
+The architecture, optimiser, LR schedule, batching and ``model.pt`` format come from
+:mod:`engines.torch_engine` (one definition); what differs is the idiom: Lightning's
+``Trainer`` runs the loop, its ``EarlyStopping`` callback stops it, its ``ModelCheckpoint``
+keeps the best val-loss weights, and a small callback turns the logged metrics into
+:class:`EpochStats` rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+import warnings
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from torch.nn import functional as F
+from torch.utils.data import BatchSampler, DataLoader, SequentialSampler, TensorDataset
+
+from engines.core import EpochStats, OnEpoch, RunResult
+from engines.data import Split
+from engines.spec import RunSpec
+from engines.torch_engine import (
+    ShuffledBatches,
+    build_model,
+    count_trainable,
+    current_lr,
+    evaluate_with_probabilities,
+    load_predictor,
+    make_optimizer,
+    make_scheduler,
+    save_model,
+    to_tensors,
+    trainable_params,
+)
+
+__all__ = ["DigitClassifier", "load_predictor", "save_model", "train", "trainable_params"]
+
+VAL_BATCH_SIZE = 1000
+
+
+class DigitClassifier(L.LightningModule):
+    """Cross-entropy training of :func:`engines.torch_engine.build_model`'s network."""
+
+    def __init__(self, spec: RunSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.net = build_model(spec.arch, spec.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
+        accuracy = (logits.argmax(1) == y).float().mean()
+        # Epoch-level only: Lightning accumulates batch-size-weighted means, no per-step sync.
+        metrics = {f"{stage}_loss": loss, f"{stage}_accuracy": accuracy}
+        self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=len(y))
+        return loss
+
+    def configure_optimizers(self):
+        optimizer = make_optimizer(self.net, self.spec)
+        scheduler = make_scheduler(optimizer, self.spec)
+        if scheduler is None:
+            return optimizer
+        config = {"scheduler": scheduler, "interval": "epoch", "frequency": 1}
+        if self.spec.scheduler == "plateau":
+            config["monitor"] = "val_loss"
+        return {"optimizer": optimizer, "lr_scheduler": config}
+
+
+class EpochStatsCollector(Callback):
+    """Turns each epoch's logged metrics into an :class:`EpochStats` and reports it.
+
+    ``on_train_epoch_end`` runs after that epoch's validation, so ``callback_metrics`` then
+    holds both the training and the validation means.
+    """
+
+    def __init__(self, on_epoch: OnEpoch | None) -> None:
+        self.on_epoch = on_epoch
+        self.history: list[EpochStats] = []
+        self._started = 0.0
+        self._lr = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started = time.perf_counter()
+        self._lr = current_lr(trainer.optimizers[0])  # schedulers step after the epoch
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        stats = EpochStats(
+            epoch=trainer.current_epoch + 1,
+            train_loss=float(metrics["train_loss"]),
+            train_accuracy=float(metrics["train_accuracy"]),
+            val_loss=float(metrics["val_loss"]),
+            val_accuracy=float(metrics["val_accuracy"]),
+            lr=self._lr,
+            epoch_seconds=time.perf_counter() - self._started,
+        )
+        self.history.append(stats)
+        if self.on_epoch is not None:
+            self.on_epoch(stats)
+
+
+def make_loaders(spec: RunSpec, data: Split) -> tuple[DataLoader, DataLoader]:
+    """In-memory loaders; each training step fetches a whole index batch at once."""
+    x_train, y_train = to_tensors(data.x_train, data.y_train)
+    x_val, y_val = to_tensors(data.x_val, data.y_val)
+    train_batches = ShuffledBatches(len(x_train), spec.batch_size, spec.seed)
+    val_batches = BatchSampler(SequentialSampler(x_val), VAL_BATCH_SIZE, drop_last=False)
+    # batch_size=None: the samplers yield index batches, so no per-sample fetch and collate.
+    return (
+        DataLoader(TensorDataset(x_train, y_train), sampler=train_batches, batch_size=None),
+        DataLoader(TensorDataset(x_val, y_val), sampler=val_batches, batch_size=None),
+    )
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's start-up banner and the advice that doesn't apply here."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # In-memory tensors: worker processes would only add overhead.
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    # Lightning 2.6 still uses a torch pytree class that torch 2.14 deprecates; not ours to fix.
+    warnings.filterwarnings(
+        "ignore", message=r".*isinstance\(treespec, LeafSpec\).*", category=FutureWarning
+    )
+
+
+def train(spec: RunSpec, data: Split, on_epoch: OnEpoch | None = None) -> RunResult:
+    """Train ``spec`` on ``data`` with a Lightning ``Trainer``; best val-loss weights restored."""
+    quiet_lightning()
+    torch.set_num_threads(os.cpu_count() or 1)
+    L.seed_everything(spec.seed, verbose=False)
+    module = DigitClassifier(spec)
+    train_loader, val_loader = make_loaders(spec, data)
+    collector = EpochStatsCollector(on_epoch)
+
+    with tempfile.TemporaryDirectory(prefix="digit-lab-lightning-") as workdir:
+        checkpoint = ModelCheckpoint(
+            dirpath=workdir, monitor="val_loss", mode="min", save_top_k=1, save_weights_only=True
+        )
+        stopping = EarlyStopping(
+            monitor="val_loss", patience=spec.es_patience, min_delta=spec.es_min_delta, mode="min"
+        )
+        trainer = L.Trainer(
+            max_epochs=spec.epochs,
+            accelerator="cpu",
+            devices=1,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            deterministic=True,
+            num_sanity_val_steps=0,
+            default_root_dir=workdir,
+            callbacks=[collector, stopping, checkpoint],
+        )
+        try:
+            trainer.fit(module, train_loader, val_loader)
+        except SystemExit as err:
+            # Lightning turns Ctrl+C into sys.exit(1); hand the interrupt back to the caller.
+            raise KeyboardInterrupt from err
+        best_epoch = restore_best(module, checkpoint)
+
+    x_test, y_test = to_tensors(data.x_test, data.y_test)
+    test_loss, test_accuracy, probabilities = evaluate_with_probabilities(
+        module.net, x_test, y_test
+    )
+    return RunResult(
+        history=collector.history,
+        best_epoch=best_epoch,
+        stopped_epoch=len(collector.history),
+        test_loss=test_loss,
+        test_accuracy=test_accuracy,
+        test_probabilities=probabilities,
+        trainable_params=count_trainable(module.net),
+        model=module.net,
+    )
+
+
+def restore_best(module: DigitClassifier, checkpoint: ModelCheckpoint) -> int:
+    """Load the best checkpoint's weights into ``module``; returns its 1-based epoch."""
+    saved = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+    module.load_state_dict(saved["state_dict"])
+    return int(saved["epoch"]) + 1

@@ -1,0 +1,349 @@
+"""PyTorch engine: the two architectures as ``nn.Module`` s and a plain training loop.
+
+The loop is deliberately short and explicit (in the spirit of pytorch/examples'
+``mnist/main.py``): :func:`train_one_epoch`, :func:`evaluate`, a scheduler from
+``torch.optim.lr_scheduler`` and a tiny :class:`EarlyStopping`. The model builders, the
+scheduler factory, evaluation and the ``model.pt`` format are shared with the Lightning
+engine, so both train exactly the same network and save the same file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.optim import lr_scheduler
+
+from engines.core import ADAM_EPSILON, BN_EPSILON, BN_MOMENTUM, EpochStats, OnEpoch, RunResult
+from engines.data import Split, normalize
+from engines.spec import RunSpec
+
+MODEL_FILE = "model.pt"
+EVAL_BATCH_SIZE = 1000  # inference chunk: bounds memory (10k CNN activations at once ~ 1 GB)
+
+
+# --- architectures -----------------------------------------------------------------------
+class DigitNet(nn.Sequential):
+    """One of the two reference networks; remembers ``arch`` and ``dropout`` so it can be
+    saved and rebuilt from ``model.pt``. Takes normalised images shaped (N, 1, 28, 28)."""
+
+    def __init__(self, arch: str, dropout: float) -> None:
+        layers = {"dnn": dnn_layers, "cnn": cnn_layers}
+        if arch not in layers:
+            raise ValueError(f"arch: must be one of {'|'.join(layers)}, got {arch!r}")
+        super().__init__(*layers[arch](dropout))
+        self.arch = arch
+        self.dropout = dropout
+
+
+def dnn_layers(dropout: float) -> list[nn.Module]:
+    return [
+        nn.Flatten(),
+        *dense_block(784, 128, dropout),
+        *dense_block(128, 64, dropout),
+        nn.Linear(64, 10),
+    ]
+
+
+def dense_block(n_in: int, n_out: int, dropout: float) -> list[nn.Module]:
+    """Linear -> ReLU -> BatchNorm -> Dropout (BN after the activation, as in the reference)."""
+    return [
+        nn.Linear(n_in, n_out),
+        nn.ReLU(),
+        nn.BatchNorm1d(n_out, eps=BN_EPSILON, momentum=BN_MOMENTUM),
+        nn.Dropout(dropout),
+    ]
+
+
+def cnn_layers(dropout: float) -> list[nn.Module]:
+    return [
+        *conv_block(1, 32, dropout),  # 28x28 -> 14x14
+        *conv_block(32, 64, dropout),  # 14x14 -> 7x7
+        nn.Flatten(),
+        nn.Linear(64 * 7 * 7, 128),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(128, 10),
+    ]
+
+
+def conv_block(n_in: int, n_out: int, dropout: float) -> list[nn.Module]:
+    """Conv 3x3 ('same' padding) -> ReLU -> BatchNorm -> MaxPool 2 -> Dropout."""
+    return [
+        nn.Conv2d(n_in, n_out, kernel_size=3, padding=1),
+        nn.ReLU(),
+        nn.BatchNorm2d(n_out, eps=BN_EPSILON, momentum=BN_MOMENTUM),
+        nn.MaxPool2d(2),
+        nn.Dropout(dropout),
+    ]
+
+
+def init_weights(module: nn.Module) -> None:
+    """Glorot-uniform kernels and zero biases (the Keras defaults, shared by all engines)."""
+    if isinstance(module, nn.Linear | nn.Conv2d):
+        nn.init.xavier_uniform_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+def build_model(arch: str, dropout: float = 0.3) -> DigitNet:
+    """A freshly initialised network (seed torch first for reproducible weights)."""
+    model = DigitNet(arch, dropout)
+    model.apply(init_weights)
+    return model
+
+
+def count_trainable(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def trainable_params(arch: str, dropout: float = 0.3) -> int:
+    """Trainable parameter count of an architecture (DNN 109,770; CNN 421,834)."""
+    return count_trainable(build_model(arch, dropout))
+
+
+# --- optimiser and schedule (shared with the Lightning engine) ---------------------------
+def make_optimizer(model: nn.Module, spec: RunSpec) -> torch.optim.Optimizer:
+    return torch.optim.Adam(model.parameters(), lr=spec.lr, eps=ADAM_EPSILON)
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, spec: RunSpec
+) -> lr_scheduler.LRScheduler | lr_scheduler.ReduceLROnPlateau | None:
+    """The spec's LR schedule, stepped once per epoch (plateau: with the validation loss)."""
+    if spec.scheduler == "plateau":
+        # threshold=0: any decrease of val_loss counts as an improvement.
+        return lr_scheduler.ReduceLROnPlateau(
+            optimizer,
+            mode="min",
+            factor=spec.plateau_factor,
+            patience=spec.plateau_patience,
+            threshold=0.0,
+            cooldown=0,
+        )
+    if spec.scheduler == "step":
+        return lr_scheduler.StepLR(optimizer, step_size=spec.step_size, gamma=spec.step_gamma)
+    if spec.scheduler == "cosine":
+        return lr_scheduler.CosineAnnealingLR(optimizer, T_max=spec.epochs)
+    return None
+
+
+def current_lr(optimizer: torch.optim.Optimizer) -> float:
+    return float(optimizer.param_groups[0]["lr"])
+
+
+# --- data --------------------------------------------------------------------------------
+def to_tensors(
+    images: np.ndarray, labels: np.ndarray | None = None
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (N, 28, 28) [+ labels] -> normalised float32 (N, 1, 28, 28) [+ int64 labels]."""
+    x = torch.from_numpy(normalize(images)).unsqueeze(1)
+    if labels is None:
+        return x
+    return x, torch.from_numpy(labels.astype(np.int64))
+
+
+class ShuffledBatches(torch.utils.data.Sampler):
+    """Index batches of a fresh seeded permutation every epoch.
+
+    A lone sample left over at the end joins the batch before it: BatchNorm cannot train on
+    a batch of one (e.g. 55,000 images in batches of 27).
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+        self.n = n
+        self.batch_size = batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.n, self.batch_size)
+        return full + (rest > 1) if full else 1
+
+    def __iter__(self):
+        batches = list(torch.randperm(self.n, generator=self.generator).split(self.batch_size))
+        if len(batches) > 1 and len(batches[-1]) == 1:
+            batches[-2:] = [torch.cat(batches[-2:])]
+        return iter(batches)
+
+
+# --- one epoch, evaluation ---------------------------------------------------------------
+def train_one_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batches: ShuffledBatches,
+) -> tuple[float, float]:
+    """One pass in train mode; returns the epoch's mean loss and accuracy over its samples."""
+    model.train()
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    correct = torch.zeros((), dtype=torch.int64)
+    for idx in batches:
+        inputs, targets = x[idx], y[idx]
+        optimizer.zero_grad(set_to_none=True)
+        logits = model(inputs)
+        loss = F.cross_entropy(logits, targets)
+        loss.backward()
+        optimizer.step()
+        # Accumulate as tensors: no .item() per step.
+        loss_sum += loss.detach() * len(idx)
+        correct += (logits.detach().argmax(1) == targets).sum()
+    return float(loss_sum) / len(x), float(correct) / len(x)
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Logits in eval mode (BatchNorm running stats, no dropout), in memory-bounded chunks."""
+    model.eval()
+    return torch.cat([model(chunk) for chunk in x.split(EVAL_BATCH_SIZE)])
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over the whole set, in eval mode."""
+    loss, accuracy, _ = evaluate_with_probabilities(model, x, y)
+    return loss, accuracy
+
+
+def evaluate_with_probabilities(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor
+) -> tuple[float, float, np.ndarray]:
+    logits = predict_logits(model, x)
+    loss = F.cross_entropy(logits, y).item()
+    accuracy = (logits.argmax(1) == y).float().mean().item()
+    probabilities = torch.softmax(logits, dim=1).numpy().astype(np.float32)
+    return loss, accuracy, probabilities
+
+
+# --- early stopping ----------------------------------------------------------------------
+class EarlyStopping:
+    """Stop after ``patience`` epochs whose val loss is not below ``best - min_delta``.
+
+    Keeps a copy of the weights with the lowest val loss seen, to restore at the end
+    (the same rule as Lightning's ``EarlyStopping`` + ``ModelCheckpoint``).
+    """
+
+    def __init__(self, patience: int, min_delta: float) -> None:
+        self.patience = patience
+        self.min_delta = min_delta
+        self.reference = math.inf  # last val loss that counted as an improvement
+        self.epochs_without_improvement = 0
+        self.best_loss = math.inf
+        self.best_epoch = 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+
+    def should_stop(self, val_loss: float, epoch: int, model: nn.Module) -> bool:
+        if val_loss < self.best_loss:
+            self.best_loss, self.best_epoch = val_loss, epoch
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if val_loss < self.reference - self.min_delta:
+            self.reference = val_loss
+            self.epochs_without_improvement = 0
+            return False
+        self.epochs_without_improvement += 1
+        return self.epochs_without_improvement >= self.patience
+
+    def restore_best(self, model: nn.Module) -> None:
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+
+
+# --- the run -----------------------------------------------------------------------------
+def train(spec: RunSpec, data: Split, on_epoch: OnEpoch | None = None) -> RunResult:
+    """Train ``spec`` on ``data``; weights of the best val-loss epoch are restored at the end."""
+    torch.set_num_threads(os.cpu_count() or 1)
+    torch.manual_seed(spec.seed)
+    model = build_model(spec.arch, spec.dropout)
+    optimizer = make_optimizer(model, spec)
+    scheduler = make_scheduler(optimizer, spec)
+    stopper = EarlyStopping(spec.es_patience, spec.es_min_delta)
+    x_train, y_train = to_tensors(data.x_train, data.y_train)
+    x_val, y_val = to_tensors(data.x_val, data.y_val)
+    batches = ShuffledBatches(len(x_train), spec.batch_size, spec.seed)
+
+    history: list[EpochStats] = []
+    for epoch in range(1, spec.epochs + 1):
+        started = time.perf_counter()
+        lr = current_lr(optimizer)
+        train_loss, train_accuracy = train_one_epoch(model, optimizer, x_train, y_train, batches)
+        val_loss, val_accuracy = evaluate(model, x_val, y_val)
+        step_scheduler(scheduler, val_loss)
+        stats = EpochStats(
+            epoch=epoch,
+            train_loss=train_loss,
+            train_accuracy=train_accuracy,
+            val_loss=val_loss,
+            val_accuracy=val_accuracy,
+            lr=lr,
+            epoch_seconds=time.perf_counter() - started,
+        )
+        history.append(stats)
+        if on_epoch is not None:
+            on_epoch(stats)
+        if stopper.should_stop(val_loss, epoch, model):
+            break
+
+    stopper.restore_best(model)
+    x_test, y_test = to_tensors(data.x_test, data.y_test)
+    test_loss, test_accuracy, probabilities = evaluate_with_probabilities(model, x_test, y_test)
+    return RunResult(
+        history=history,
+        best_epoch=stopper.best_epoch or len(history),
+        stopped_epoch=len(history),
+        test_loss=test_loss,
+        test_accuracy=test_accuracy,
+        test_probabilities=probabilities,
+        trainable_params=count_trainable(model),
+        model=model,
+    )
+
+
+def step_scheduler(scheduler, val_loss: float) -> None:
+    if isinstance(scheduler, lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(val_loss)
+    elif scheduler is not None:
+        scheduler.step()
+
+
+# --- saving and predicting ---------------------------------------------------------------
+def save_model(result: RunResult, run_dir: str | Path) -> Path:
+    """Write ``model.pt`` (arch, dropout, plain ``state_dict``) atomically; returns its path."""
+    model: DigitNet = result.model
+    path = Path(run_dir) / MODEL_FILE
+    payload = {"arch": model.arch, "dropout": model.dropout, "state_dict": model.state_dict()}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{MODEL_FILE}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+class TorchPredictor:
+    """``predict_proba`` for a network trained by the torch or Lightning engine."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model.eval()
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images)
+        if images.ndim != 3 or images.shape[1:] != (28, 28):
+            raise ValueError(f"images: expected shape (N, 28, 28), got {images.shape}")
+        logits = predict_logits(self.model, to_tensors(images.astype(np.uint8)))
+        return torch.softmax(logits, dim=1).numpy()
+
+
+def load_predictor(run_dir: str | Path) -> TorchPredictor:
+    """Rebuild the network from ``run_dir/model.pt`` (tensors and plain types only)."""
+    saved = torch.load(Path(run_dir) / MODEL_FILE, map_location="cpu", weights_only=True)
+    model = DigitNet(saved["arch"], saved["dropout"])
+    model.load_state_dict(saved["state_dict"])
+    return TorchPredictor(model)

@@ -1,0 +1,200 @@
+"""Every engine behaves the same way where a comparison between frameworks depends on it.
+
+The same reference architectures (same trainable parameter count), early stopping on the
+validation loss that hands back the best epoch's weights, and learning-rate schedules that
+follow the spec, epoch by epoch. Engines are imported only through ``import_engine``, which
+imports the torch side before TensorFlow (the other order segfaults).
+
+Training runs here are tiny: the DNN on 300 images, a few epochs each.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engines.core import EpochStats, RunResult, import_engine
+from engines.data import Mnist, Split, load_mnist, split
+from engines.spec import RunSpec
+
+FRAMEWORKS = ("keras", "torch", "lightning")
+EXPECTED_PARAMS = {"dnn": 109_770, "cnn": 421_834}
+
+# A higher LR than the default makes 300 images overfit within a few epochs, so the
+# validation loss turns upwards: early stopping and the plateau schedule have work to do.
+TINY = {
+    "arch": "dnn",
+    "train_limit": 300,
+    "val_size": 500,
+    "test_limit": 200,
+    "batch_size": 32,
+    "lr": 5e-3,
+}
+
+
+@dataclass
+class TinyRun:
+    spec: RunSpec
+    data: Split
+    result: RunResult
+    reported: list[EpochStats]
+
+
+@pytest.fixture(scope="module")
+def mnist() -> Mnist:
+    return load_mnist(allow_download=False)
+
+
+def train_tiny(framework: str, mnist: Mnist, **changes) -> TinyRun:
+    spec = RunSpec(framework=framework, **{**TINY, **changes})
+    data = split(
+        mnist,
+        val_size=spec.val_size,
+        seed=spec.seed,
+        train_limit=spec.train_limit,
+        test_limit=spec.test_limit,
+    )
+    reported: list[EpochStats] = []
+    result = import_engine(framework).train(spec, data, reported.append)
+    return TinyRun(spec, data, result, reported)
+
+
+def lr_column(run: TinyRun) -> list[float]:
+    return [stats.lr for stats in run.result.history]
+
+
+def log_loss(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    p_true = probabilities[np.arange(len(labels)), labels].astype(np.float64)
+    return float(-np.mean(np.log(p_true)))
+
+
+# --- architectures -----------------------------------------------------------------------
+@pytest.mark.parametrize("arch", sorted(EXPECTED_PARAMS))
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_architectures_have_the_reference_trainable_parameter_count(
+    framework: str, arch: str
+) -> None:
+    engine = import_engine(framework)
+    assert engine.trainable_params(arch) == EXPECTED_PARAMS[arch]
+
+
+# --- early stopping ----------------------------------------------------------------------
+@pytest.fixture(scope="module", params=FRAMEWORKS)
+def early_stopped(request: pytest.FixtureRequest, mnist: Mnist) -> TinyRun:
+    return train_tiny(request.param, mnist, epochs=30, es_patience=2, scheduler="none")
+
+
+def test_on_epoch_reports_every_epoch_in_order(early_stopped: TinyRun) -> None:
+    history = early_stopped.result.history
+    assert early_stopped.reported == history
+    assert [stats.epoch for stats in history] == list(range(1, len(history) + 1))
+    assert all(stats.epoch_seconds > 0 for stats in history)
+
+
+def test_training_stops_patience_epochs_after_the_best_val_loss(early_stopped: TinyRun) -> None:
+    spec, result = early_stopped.spec, early_stopped.result
+    val_losses = [stats.val_loss for stats in result.history]
+    assert result.best_epoch == int(np.argmin(val_losses)) + 1
+    assert result.stopped_epoch == len(result.history) < spec.epochs
+    assert result.stopped_epoch == result.best_epoch + spec.es_patience
+
+
+def test_saved_model_has_the_best_epochs_weights_not_the_last(
+    early_stopped: TinyRun, tmp_path: Path
+) -> None:
+    run, engine = early_stopped, import_engine(early_stopped.spec.framework)
+    engine.save_model(run.result, tmp_path)
+    probabilities = engine.load_predictor(tmp_path).predict_proba(run.data.x_val)
+
+    val_loss = log_loss(probabilities, run.data.y_val)
+    best = run.result.history[run.result.best_epoch - 1].val_loss
+    last = run.result.history[-1].val_loss
+    assert val_loss == pytest.approx(best, rel=1e-3)
+    assert val_loss != pytest.approx(last, rel=1e-3)
+
+
+def test_saved_model_reproduces_the_reported_test_results(
+    early_stopped: TinyRun, tmp_path: Path
+) -> None:
+    run, engine = early_stopped, import_engine(early_stopped.spec.framework)
+    engine.save_model(run.result, tmp_path)
+    probabilities = engine.load_predictor(tmp_path).predict_proba(run.data.x_test)
+
+    assert probabilities.shape == run.result.test_probabilities.shape == (200, 10)
+    np.testing.assert_allclose(probabilities, run.result.test_probabilities, atol=1e-5)
+    accuracy = float(np.mean(probabilities.argmax(axis=1) == run.data.y_test))
+    assert accuracy == pytest.approx(run.result.test_accuracy, abs=1e-6)
+    assert run.result.test_loss == pytest.approx(log_loss(probabilities, run.data.y_test), rel=1e-3)
+    assert accuracy > 0.7  # 300 images are plenty to get far above chance (10 %)
+
+
+# --- learning-rate schedules -------------------------------------------------------------
+def expected_schedule(spec: RunSpec, epochs: int) -> list[float]:
+    """The LR used in each epoch 1..epochs, written out from the schedule's definition."""
+    if spec.scheduler == "step":
+        return [
+            spec.lr * spec.step_gamma ** ((e - 1) // spec.step_size) for e in range(1, epochs + 1)
+        ]
+    if spec.scheduler == "cosine":
+        return [
+            spec.lr * (1 + math.cos(math.pi * (e - 1) / spec.epochs)) / 2
+            for e in range(1, epochs + 1)
+        ]
+    return [spec.lr] * epochs
+
+
+@pytest.mark.parametrize("scheduler", ["step", "cosine", "none"])
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_lr_column_follows_the_configured_schedule(
+    framework: str, scheduler: str, mnist: Mnist
+) -> None:
+    run = train_tiny(
+        framework,
+        mnist,
+        epochs=4,
+        es_patience=10,
+        scheduler=scheduler,
+        step_size=1,
+        step_gamma=0.5,
+    )
+    assert len(run.result.history) == 4
+    assert lr_column(run) == pytest.approx(expected_schedule(run.spec, 4), rel=1e-5)
+
+
+def expected_plateau_lrs(spec: RunSpec, val_losses: list[float]) -> list[float]:
+    """ReduceLROnPlateau as the spec defines it: after more than ``plateau_patience``
+    consecutive epochs without a new lowest val loss, multiply the LR by ``plateau_factor``
+    (from the next epoch on) and start counting again."""
+    lr, best, bad_epochs, lrs = spec.lr, math.inf, 0, []
+    for loss in val_losses:
+        lrs.append(lr)
+        if loss < best:
+            best, bad_epochs = loss, 0
+            continue
+        bad_epochs += 1
+        if bad_epochs > spec.plateau_patience:
+            lr, bad_epochs = lr * spec.plateau_factor, 0
+    return lrs
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_plateau_lowers_lr_only_after_patience_epochs_without_improvement(
+    framework: str, mnist: Mnist
+) -> None:
+    run = train_tiny(
+        framework,
+        mnist,
+        epochs=10,
+        es_patience=10,
+        scheduler="plateau",
+        plateau_patience=1,
+        plateau_factor=0.5,
+    )
+    val_losses = [stats.val_loss for stats in run.result.history]
+    lrs = lr_column(run)
+    assert lrs == pytest.approx(expected_plateau_lrs(run.spec, val_losses), rel=1e-5)
+    assert min(lrs) < run.spec.lr  # the tiny run did hit a plateau, so the rule was exercised
