@@ -1,0 +1,111 @@
+"""``python -m engines bench --quick`` works end to end and writes what readers rely on.
+
+Structure only: no speed is asserted (the machine is shared; the benchmark itself checks
+the targets).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from engines import bench
+from tests.conftest import run_cli
+
+SECTIONS = [
+    "## Speed per epoch",
+    "## Time to accuracy",
+    "## Accuracy",
+    "## Inference",
+    "## Dashboard scale",
+    "## Targets (issue #4)",
+    "## Machine and versions",
+]
+
+
+@pytest.fixture(scope="module")
+def quick_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    """One quick benchmark of torch/dnn into a temporary store; (report, store, result)."""
+    root = tmp_path_factory.mktemp("bench")
+    store, report = root / "results", root / "B.md"
+    report.write_text("old numbers\n" + bench.NOTES_MARKER + "\n\n## Notes: what we tried\nkept\n")
+    result = run_cli(
+        "bench", "--quick", "--framework", "torch", "--arch", "dnn", "--output", str(report),
+        env={"RESULTS_DIR": str(store)}, timeout=600,
+    )  # fmt: skip
+    return report, store, result
+
+
+def test_quick_bench_exits_0_and_reports_every_part(quick_run) -> None:
+    report, _, result = quick_run
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    text = report.read_text()
+    for heading in SECTIONS:
+        assert heading in text, heading
+    assert "| torch/dnn |" in text
+    assert "python -m engines bench --quick --framework torch --arch dnn" in text
+    assert "torch 2." in text  # library versions
+    assert "Quick mode" in text
+
+
+def test_quick_bench_computes_the_targets_it_measured(quick_run) -> None:
+    text = quick_run[0].read_text()
+    targets = text.split("## Targets (issue #4)")[1].split("##")[0]
+    for name in ("faster than its reference", "epoch (55k images)", "test accuracy (mean)",
+                 "inference p95", "leaderboard"):  # fmt: skip
+        line = next(line for line in targets.splitlines() if name in line)
+        _, _, measured, status, margin, _, _ = line.split("|")
+        assert measured.strip() != "–"
+        assert status.strip() in ("✅ met", "❌ missed")
+        assert margin.strip().startswith(status.split()[-1])  # "met …" or "missed …"
+
+
+def test_regenerating_the_report_keeps_the_notes_section(quick_run) -> None:
+    text = quick_run[0].read_text()
+    assert "old numbers" not in text
+    assert text.count(bench.NOTES_MARKER) == 1
+    assert text.rstrip().endswith("## Notes: what we tried\nkept")
+
+
+def test_raw_numbers_are_parquet_with_one_row_per_measurement(quick_run) -> None:
+    _, store, _ = quick_run
+    (raw_file,) = (store / "bench").glob("*.parquet")
+    raw = pd.read_parquet(raw_file)
+    assert list(raw.columns) == bench.RAW_COLUMNS
+    assert set(raw["part"]) == {"speed", "reference", "training", "inference", "dashboard"}
+    assert (raw["value"] > 0).all()
+    speed = raw[(raw.part == "speed") & (raw.metric == "epoch_seconds")]
+    assert list(speed["warmup"]) == [True, False]  # 1 warm-up + 1 timed epoch in quick mode
+    assert len(raw[raw.metric == "latency_ms"]) == 20
+    reference = raw[(raw.part == "reference") & (raw.metric == "trainable_params")]
+    engine = raw[(raw.part == "speed") & (raw.metric == "trainable_params")]
+    assert reference["value"].tolist() == engine["value"].tolist() == [109_770]
+
+
+def test_report_can_be_rebuilt_from_the_raw_numbers(quick_run, tmp_path: Path) -> None:
+    _, store, _ = quick_run
+    (raw_file,) = (store / "bench").glob("*.parquet")
+    rebuilt = tmp_path / "again.md"
+    result = run_cli("bench", "--report-from", str(raw_file), "--output", str(rebuilt))
+    assert result.returncode == 0, result.stderr
+    original = quick_run[0].read_text().split(bench.NOTES_MARKER)[0]
+    assert rebuilt.read_text().split(bench.NOTES_MARKER)[0] == original
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--epochs", "0"], "--epochs: must be at least 1"),
+        (["--parts", "speedy"], "invalid choice: 'speedy'"),
+        (["--train-limit", "60000"], "--train-limit: at most 55000"),
+    ],
+)
+def test_bad_bench_option_exits_2_with_a_clear_message(args: list[str], message: str) -> None:
+    result = run_cli("bench", *args)
+    assert result.returncode == 2
+    assert message in result.stderr
