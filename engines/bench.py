@@ -35,7 +35,6 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -1210,13 +1209,9 @@ VERSION_PACKAGES = [
 
 
 def versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for name in VERSION_PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
+    from engines.runner import package_versions
+
+    return package_versions(VERSION_PACKAGES)
 
 
 def machine() -> dict[str, Any]:
@@ -1244,6 +1239,7 @@ def memory_gb() -> float:
 # --- main --------------------------------------------------------------------------------
 def main(args: argparse.Namespace) -> int:
     from engines import store
+    from engines.data import MnistError, load_mnist
 
     if args.report_from is not None:
         return rerender(args.report_from, args.output)
@@ -1252,6 +1248,11 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"python -m engines bench: error: {err}", file=sys.stderr)
         return 2
+    try:  # once, here: not 31 child processes failing one after another
+        load_mnist()
+    except MnistError as err:
+        print(f"python -m engines bench: error: {err}", file=sys.stderr)
+        return 1
     bench_dir = store.results_dir() / "bench"
     output = args.output or (
         bench_dir / "BENCHMARKS-quick.md" if settings.quick else PROJECT_ROOT / "BENCHMARKS.md"

@@ -54,21 +54,31 @@ class DigitClassifier(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def on_train_epoch_start(self) -> None:
+        self.train_totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, images
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self._step(batch, "val")
-
-    def _step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch
         logits = self(x)
         loss = F.cross_entropy(logits, y)
-        accuracy = (logits.argmax(1) == y).float().mean()
-        # Epoch-level only: Lightning accumulates batch-size-weighted means, no per-step sync.
-        metrics = {f"{stage}_loss": loss, f"{stage}_accuracy": accuracy}
-        self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=len(y))
+        # Summed by hand: a self.log call costs ~1.5 ms here, as much as a whole DNN step.
+        correct = (logits.argmax(1) == y).sum()
+        self.train_totals += torch.tensor([loss.item() * len(y), correct.item(), len(y)])
         return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        x, y = batch
+        logits = self(x)
+        metrics = {
+            "val_loss": F.cross_entropy(logits, y),
+            "val_accuracy": (logits.argmax(1) == y).float().mean(),
+        }
+        self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=len(y))
+
+    def on_validation_epoch_end(self) -> None:
+        """Log this epoch's training means once, next to the validation metrics."""
+        loss_sum, correct, seen = self.train_totals.tolist()
+        self.log_dict({"train_loss": loss_sum / seen, "train_accuracy": correct / seen})
 
     def configure_optimizers(self):
         optimizer = make_optimizer(self.net, self.spec)

@@ -34,10 +34,15 @@ def _raise_cancelled(signum: int, frame: Any) -> None:
 
 
 def library_versions(framework: str) -> dict[str, str]:
+    """Versions of Python and of the libraries a run of ``framework`` uses."""
     names = ["numpy", "pandas", "pyarrow"]
     names += ["tensorflow", "keras"] if framework == "keras" else ["torch"]
     if framework == "lightning":
         names.append("lightning")
+    return package_versions(names)
+
+
+def package_versions(names: list[str]) -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in names:
         try:
