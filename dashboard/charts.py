@@ -24,6 +24,11 @@ METRICS = ("accuracy", "loss")
 CHARTS_PER_ROW = 3  # probability bar charts side by side
 
 
+def run_label(run: pd.Series | dict) -> str:
+    """Short name of a run for legends and pickers, e.g. ``torch/cnn a1b2c3``."""
+    return f"{run['framework']}/{run['arch']} {str(run['run_id'])[-6:]}"
+
+
 def with_elapsed_seconds(history: pd.DataFrame) -> pd.DataFrame:
     """Adds ``seconds``: each run's cumulative training time at the end of each epoch."""
     history = history.sort_values(["label", "epoch"])

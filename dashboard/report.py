@@ -62,7 +62,7 @@ class ReportRun:
     @property
     def label(self) -> str:
         """Same short name as the dashboard's legends, e.g. ``torch/cnn a1b2c3``."""
-        return f"{self.spec['framework']}/{self.spec['arch']} {self.run_id[-6:]}"
+        return charts.run_label({**self.spec, "run_id": self.run_id})
 
 
 def build_report(run_dirs: list[Path]) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from dashboard.charts import run_label
 from engines import jobs, store
 from engines.spec import ARCH_DEFAULTS, ARCHS, FRAMEWORKS, SCHEDULERS, RunSpec
 
@@ -25,7 +26,7 @@ SUBMITTED_KEY = "submitted_runs"
 STATUSES_KEY = "job_statuses"
 FLASH_KEY = "flash"
 PROGRESS_SECONDS = 2
-ACTIVE = ("queued", "running")
+ACTIVE = store.ACTIVE_STATUSES
 QUICK_START = {"epochs": 2, "train_limit": 10_000}
 CLI_EXAMPLE = "python -m engines grid --epochs 2 --train-limit 10000"
 
@@ -90,11 +91,6 @@ ACCURACY_COLUMN = st.column_config.NumberColumn("test accuracy", format="%.2f %%
 def accuracy_in_percent(runs: pd.DataFrame) -> pd.DataFrame:
     """A display copy of a runs table with ``test_accuracy`` in percent (for ACCURACY_COLUMN)."""
     return runs.assign(test_accuracy=runs["test_accuracy"] * 100)
-
-
-def run_label(run: pd.Series | dict) -> str:
-    """Short name of a run for legends and pickers, e.g. ``torch/cnn a1b2c3``."""
-    return f"{run['framework']}/{run['arch']} {str(run['run_id'])[-6:]}"
 
 
 def labels_by_id(runs: pd.DataFrame) -> dict[str, str]:

@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 from engines import jobs, store
+from engines.data import PROJECT_ROOT
 from engines.spec import ARCH_DEFAULTS, ARCHS, FRAMEWORKS, SCHEDULERS, RunSpec
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Parser(argparse.ArgumentParser):

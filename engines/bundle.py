@@ -41,7 +41,6 @@ FORMAT = "digit-lab-runs"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 RUN_FILES = (store.RUN_JSON, store.HISTORY, store.PREDICTIONS, *store.MODEL_FILES)
-ACTIVE_STATUSES = ("queued", "running")
 
 # Limits on what an import will accept (module constants so tests can shrink them).
 MAX_RUNS = 500
@@ -122,7 +121,7 @@ def _run_files(run_dir: Path) -> dict[str, bytes]:
         raise BundleError(f"cannot export {run_id}: folder name is not a valid run id")
     if run.get("run_id") != run_id:
         raise BundleError(f"cannot export {run_id}: its run.json names another run id")
-    if store.effective_status(run) in ACTIVE_STATUSES:
+    if store.effective_status(run) in store.ACTIVE_STATUSES:
         raise BundleError(f"cannot export {run_id}: it is still {run['status']}")
     files = {}
     for file_name in RUN_FILES:

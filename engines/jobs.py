@@ -25,13 +25,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from engines import store
+from engines.data import PROJECT_ROOT
 from engines.spec import RunSpec
 
 LOCK_NAME = ".worker.lock"
 LOG_NAME = "train.log"
+WORKER_LOG_NAME = ".worker.log"
 DEFAULT_MAX_PARALLEL = 1  # training uses every core; more than one job only on bigger machines
 POLL_SECONDS = 0.5
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 # --- what the dashboard and CLI call -----------------------------------------------------
@@ -71,7 +72,7 @@ def start_worker(results_dir: str | Path, max_parallel: int = DEFAULT_MAX_PARALL
     root.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "engines", "--results-dir", str(root), "worker"]
     command += ["--max-parallel", str(max_parallel)]
-    with open(root / ".worker.log", "ab") as log:
+    with open(root / WORKER_LOG_NAME, "ab") as log:
         subprocess.Popen(
             command,
             cwd=PROJECT_ROOT,

@@ -37,6 +37,7 @@ HISTORY = "history.parquet"
 PREDICTIONS = "test_predictions.parquet"
 MODEL_FILES = ("model.keras", "model.pt")
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
+ACTIVE_STATUSES = ("queued", "running")  # a job that has not finished yet
 HISTORY_COLUMNS = [
     "epoch",
     "train_loss",

@@ -25,8 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SHARED_MNIST = PROJECT_ROOT.parent / "shared" / "data" / "mnist"
+from tests.conftest import PROJECT_ROOT, SHARED_MNIST
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",

@@ -19,8 +19,8 @@ from streamlit.testing.v1 import AppTest
 import engines
 from engines import bundle, jobs, metrics, store
 from engines.spec import RunSpec
+from tests.conftest import PROJECT_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PAGES = {
     "home": "dashboard/Home.py",
     "curves": "dashboard/pages/1_Curves.py",

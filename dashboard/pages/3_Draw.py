@@ -100,7 +100,7 @@ def predict_all(models: pd.DataFrame, digit: np.ndarray) -> dict[str, np.ndarray
     """Ten probabilities per model label; a model that fails gets a warning, not a traceback."""
     answers = {}
     for run in models.to_dict("records"):
-        label = ui.run_label(run)
+        label = charts.run_label(run)
         try:
             with st.spinner(f"Loading {label}…"):
                 predictor = cached_predictor(run["run_dir"], model_stamp(run["run_dir"]))
@@ -161,7 +161,7 @@ elif models.empty:
     st.info("Pick at least one model above.")
 else:
     answers = predict_all(models, digit)
-    frameworks = {ui.run_label(run): run["framework"] for run in models.to_dict("records")}
+    frameworks = {charts.run_label(run): run["framework"] for run in models.to_dict("records")}
     if answers:
         show_top1(answers)
         st.plotly_chart(charts.probabilities_figure(answers, frameworks))
