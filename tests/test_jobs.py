@@ -36,12 +36,16 @@ def test_submitted_jobs_run_one_at_a_time_to_done(results_dir: Path) -> None:
 
 
 def test_cancel_queued_job_never_starts_it(results_dir: Path) -> None:
-    run_dirs = jobs.submit(
-        [RunSpec("torch", "cnn", **{**QUICK, "epochs": 20}), RunSpec("torch", "dnn", **QUICK)],
-        results_dir,
-    )
+    # A first job that cannot finish on its own before the cancel arrives, even on an idle
+    # machine (500 images take ~0.2 s per epoch): 500 epochs, early stopping off.
+    long_job = RunSpec("torch", "cnn", **{**QUICK, "epochs": 500, "es_patience": 500})
+    run_dirs = jobs.submit([long_job, RunSpec("torch", "dnn", **QUICK)], results_dir)
     assert jobs.cancel(run_dirs[1]) == "cancelled before it started"
-    assert wait_for(lambda: store.read_run(run_dirs[0])["status"] == "running")
+    # Cancel once training is under way (first epoch written), not while it is importing.
+    assert wait_for(
+        lambda: (store.read_run(run_dirs[0]).get("progress") or {}).get("epoch", 0) >= 1
+    )
+    assert store.read_run(run_dirs[0])["status"] == "running"
     assert jobs.cancel(run_dirs[0]) == "stop signal sent"
     assert wait_for(lambda: store.read_run(run_dirs[0])["status"] == "cancelled", timeout=60)
     time.sleep(2)  # give a wrongly started second job the chance to show up
