@@ -57,7 +57,7 @@ class ReportRun:
 
     @property
     def spec(self) -> dict[str, Any]:
-        return RunSpec.from_dict(self.run["spec"]).to_dict()
+        return RunSpec.from_stored(self.run["spec"]).to_dict()
 
     @property
     def label(self) -> str:

@@ -254,8 +254,17 @@ def _launcher() -> None:
             placeholder="all 55,000",
             help="Use only the first N training images (quick runs).",
         ),
-        "batch_size": _number("Batch size", "batch_size", 32, 1),
-        "lr": _number("Learning rate", "lr", 1e-3, 1e-4, format="%.5f"),
+        "batch_size": _number(
+            "Batch size", "batch_size", None, 1, placeholder=_defaults_hint("batch_size")
+        ),
+        "lr": _number(
+            "Learning rate",
+            "lr",
+            None,
+            1e-4,
+            format="%.5f",
+            placeholder=_defaults_hint("lr"),
+        ),
     }
     with st.expander("Scheduler, early stopping, seed"):
         settings.update(_scheduler_settings())
@@ -265,6 +274,15 @@ def _launcher() -> None:
             None,
             1,
             placeholder=_defaults_hint("es_patience"),
+        )
+        settings["augment_shift"] = _number(
+            "Random shift (px)",
+            "augment_shift",
+            None,
+            1,
+            placeholder=_defaults_hint("augment_shift"),
+            help="Move each training image by up to N pixels per axis, redrawn every epoch "
+            "(0 = no augmentation). Validation and test images are never shifted.",
         )
         settings["dropout"] = _number("Dropout", "dropout", 0.3, 0.05)
         settings["seed"] = _number("Seed", "seed", 42, 1)

@@ -32,8 +32,8 @@ def add_spec_options(parser: argparse.ArgumentParser) -> None:
         "hyper-parameters", f"Per-architecture defaults: {arch_default}."
     )
     group.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
-    group.add_argument("--batch-size", type=int, default=d.batch_size, help="default %(default)s")
-    group.add_argument("--lr", type=float, default=d.lr, help="Adam LR, default %(default)s")
+    group.add_argument("--batch-size", type=int, help="training batch size")
+    group.add_argument("--lr", type=float, help="Adam learning rate")
     group.add_argument("--dropout", type=float, default=d.dropout, help="default %(default)s")
     group.add_argument("--scheduler", choices=SCHEDULERS, help="LR scheduler")
     group.add_argument(
@@ -48,6 +48,11 @@ def add_spec_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--es-min-delta", type=float, default=d.es_min_delta, help="default %(default)s"
     )
+    group.add_argument(
+        "--augment-shift",
+        type=int,
+        help="shift each training image by up to N px per axis, redrawn every epoch (0 = off)",
+    )
     group.add_argument("--seed", type=int, default=d.seed, help="seed, default %(default)s")
     group.add_argument(
         "--train-limit", type=int, help="use only the first N training images (quick runs)"
@@ -59,8 +64,8 @@ def add_spec_options(parser: argparse.ArgumentParser) -> None:
 
 SPEC_OPTIONS = [
     "epochs", "batch_size", "lr", "dropout", "scheduler", "plateau_factor", "plateau_patience",
-    "step_size", "step_gamma", "es_patience", "es_min_delta", "seed", "train_limit", "val_size",
-    "test_limit", "notes",
+    "step_size", "step_gamma", "es_patience", "es_min_delta", "augment_shift", "seed",
+    "train_limit", "val_size", "test_limit", "notes",
 ]  # fmt: skip
 
 

@@ -30,6 +30,7 @@ import keras  # noqa: E402  (the environment above must be set first)
 import numpy as np  # noqa: E402
 
 from engines import core  # noqa: E402
+from engines.augment import epoch_images  # noqa: E402
 from engines.core import EpochStats, OnEpoch, RunResult  # noqa: E402
 from engines.data import Split, normalize  # noqa: E402
 from engines.spec import RunSpec  # noqa: E402
@@ -127,6 +128,46 @@ def trainable_params(arch: str, dropout: float = 0.3) -> int:
 def to_model_input(images: np.ndarray) -> np.ndarray:
     """uint8 (N, 28, 28) -> normalised float32 (N, 28, 28, 1), channels last as Keras wants."""
     return normalize(images)[..., None]
+
+
+class ShiftedTrainingImages(keras.utils.PyDataset):
+    """Training batches for ``augment_shift > 0``: each epoch's images come from
+    :func:`engines.augment.epoch_images` (the same shifted images the other engines see),
+    visited in a fresh seeded order."""
+
+    def __init__(self, spec: RunSpec, images: np.ndarray, labels: np.ndarray) -> None:
+        super().__init__()
+        self.spec = spec
+        self.images, self.labels = images, labels
+        self.rng = np.random.default_rng(spec.seed)
+        self.epoch = 0
+        self.x, self.order = to_model_input(images), np.arange(len(images))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.images) / self.spec.batch_size)
+
+    def on_epoch_begin(self) -> None:
+        self.epoch += 1
+        shifted = epoch_images(self.images, self.spec.augment_shift, self.spec.seed, self.epoch)
+        self.x, self.order = to_model_input(shifted), self.rng.permutation(len(self.images))
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        size = self.spec.batch_size
+        batch = self.order[index * size : (index + 1) * size]
+        return self.x[batch], self.labels[batch]
+
+
+def training_data(spec: RunSpec, data: Split) -> dict:
+    """``fit`` arguments for the training images: plain arrays, or per-epoch shifted
+    images when the spec asks for augmentation."""
+    if spec.augment_shift:
+        return {"x": ShiftedTrainingImages(spec, data.x_train, data.y_train)}
+    return {
+        "x": to_model_input(data.x_train),
+        "y": data.y_train,
+        "batch_size": spec.batch_size,
+        "shuffle": True,
+    }
 
 
 # --- callbacks ---------------------------------------------------------------------------
@@ -248,12 +289,10 @@ def train(spec: RunSpec, data: Split, on_epoch: OnEpoch | None = None) -> RunRes
     best = BestWeights()
     recorder = EpochRecorder(on_epoch)
     model.fit(
-        to_model_input(data.x_train),
-        data.y_train,
+        **training_data(spec, data),
         validation_data=(to_model_input(data.x_val), data.y_val),
-        batch_size=spec.batch_size,
+        validation_batch_size=EVAL_BATCH_SIZE,
         epochs=spec.epochs,
-        shuffle=True,
         verbose=0,
         callbacks=[*scheduler_callbacks(spec), recorder, best, early_stopping],
     )

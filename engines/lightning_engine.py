@@ -21,6 +21,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from torch.nn import functional as F
 from torch.utils.data import BatchSampler, DataLoader, SequentialSampler, TensorDataset
 
+from engines.augment import epoch_images
 from engines.core import EpochStats, OnEpoch, RunResult
 from engines.data import Split
 from engines.spec import RunSpec
@@ -124,17 +125,29 @@ class EpochStatsCollector(Callback):
             self.on_epoch(stats)
 
 
-def make_loaders(spec: RunSpec, data: Split) -> tuple[DataLoader, DataLoader]:
-    """In-memory loaders; each training step fetches a whole index batch at once."""
-    x_train, y_train = to_tensors(data.x_train, data.y_train)
-    x_val, y_val = to_tensors(data.x_val, data.y_val)
-    train_batches = ShuffledBatches(len(x_train), spec.batch_size, spec.seed)
-    val_batches = BatchSampler(SequentialSampler(x_val), VAL_BATCH_SIZE, drop_last=False)
-    # batch_size=None: the samplers yield index batches, so no per-sample fetch and collate.
-    return (
-        DataLoader(TensorDataset(x_train, y_train), sampler=train_batches, batch_size=None),
-        DataLoader(TensorDataset(x_val, y_val), sampler=val_batches, batch_size=None),
-    )
+class MnistData(L.LightningDataModule):
+    """The split as in-memory loaders; each training step fetches a whole index batch.
+
+    With ``augment_shift`` the Trainer reloads the training loader every epoch and gets that
+    epoch's shifted images from :func:`engines.augment.epoch_images` (shared by all engines).
+    """
+
+    def __init__(self, spec: RunSpec, data: Split) -> None:
+        super().__init__()
+        self.spec, self.data = spec, data
+        self.train_batches = ShuffledBatches(len(data.x_train), spec.batch_size, spec.seed)
+        self.val_set = TensorDataset(*to_tensors(data.x_val, data.y_val))
+
+    def train_dataloader(self) -> DataLoader:
+        epoch = self.trainer.current_epoch + 1 if self.trainer else 1
+        images = epoch_images(self.data.x_train, self.spec.augment_shift, self.spec.seed, epoch)
+        train_set = TensorDataset(*to_tensors(images, self.data.y_train))
+        # batch_size=None: the sampler yields index batches, so no per-sample fetch and collate.
+        return DataLoader(train_set, sampler=self.train_batches, batch_size=None)
+
+    def val_dataloader(self) -> DataLoader:
+        batches = BatchSampler(SequentialSampler(self.val_set), VAL_BATCH_SIZE, drop_last=False)
+        return DataLoader(self.val_set, sampler=batches, batch_size=None)
 
 
 def quiet_lightning() -> None:
@@ -155,7 +168,7 @@ def train(spec: RunSpec, data: Split, on_epoch: OnEpoch | None = None) -> RunRes
     torch.set_num_threads(os.cpu_count() or 1)
     L.seed_everything(spec.seed, verbose=False)
     module = DigitClassifier(spec)
-    train_loader, val_loader = make_loaders(spec, data)
+    datamodule = MnistData(spec, data)
     collector = EpochStatsCollector(on_epoch)
 
     with tempfile.TemporaryDirectory(prefix="digit-lab-lightning-") as workdir:
@@ -174,11 +187,12 @@ def train(spec: RunSpec, data: Split, on_epoch: OnEpoch | None = None) -> RunRes
             enable_model_summary=False,
             deterministic=True,
             num_sanity_val_steps=0,
+            reload_dataloaders_every_n_epochs=1 if spec.augment_shift else 0,
             default_root_dir=workdir,
             callbacks=[collector, stopping, checkpoint],
         )
         try:
-            trainer.fit(module, train_loader, val_loader)
+            trainer.fit(module, datamodule=datamodule)
         except SystemExit as err:
             # Lightning turns Ctrl+C into sys.exit(1); hand the interrupt back to the caller.
             raise KeyboardInterrupt from err

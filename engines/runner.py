@@ -75,7 +75,7 @@ def cpu_model() -> str:
 def execute(run_dir: Path, on_epoch: Callable[[EpochStats], None] | None = None) -> dict:
     """Train the queued run in ``run_dir``; returns the final ``run.json``."""
     run = store.read_run(run_dir)
-    spec = RunSpec.from_dict(run["spec"])
+    spec = RunSpec.from_stored(run["spec"])
     started = time.time()
     run = store.update_run(
         run_dir,

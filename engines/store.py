@@ -139,7 +139,7 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("status") not in STATUSES:
         raise StoreError(f"{Path(run_dir).name}: {RUN_JSON} has no valid status")
     try:
-        RunSpec.from_dict(data.get("spec"))
+        RunSpec.from_stored(data.get("spec"))
     except (TypeError, ValueError) as err:
         raise StoreError(f"{Path(run_dir).name}: invalid spec in {RUN_JSON} ({err})") from err
     return data
@@ -270,7 +270,7 @@ def load_runs(results_dir: str | Path | None = None) -> pd.DataFrame:
 
 
 def _flatten(run: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    spec = RunSpec.from_dict(run["spec"]).to_dict()
+    spec = RunSpec.from_stored(run["spec"]).to_dict()
     row = {name: run.get(name) for name in LEADERBOARD_COLUMNS}
     row.update(framework=spec["framework"], arch=spec["arch"], seed=spec["seed"])
     row["status"] = effective_status(run)

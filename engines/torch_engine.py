@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.optim import lr_scheduler
 
+from engines.augment import epoch_images
 from engines.core import ADAM_EPSILON, BN_EPSILON, BN_MOMENTUM, EpochStats, OnEpoch, RunResult
 from engines.data import Split, normalize
 from engines.spec import RunSpec
@@ -273,6 +274,8 @@ def train(spec: RunSpec, data: Split, on_epoch: OnEpoch | None = None) -> RunRes
     for epoch in range(1, spec.epochs + 1):
         started = time.perf_counter()
         lr = current_lr(optimizer)
+        if spec.augment_shift:
+            x_train = to_tensors(epoch_images(data.x_train, spec.augment_shift, spec.seed, epoch))
         train_loss, train_accuracy = train_one_epoch(model, optimizer, x_train, y_train, batches)
         val_loss, val_accuracy = evaluate(model, x_val, y_val)
         step_scheduler(scheduler, val_loss)

@@ -43,7 +43,24 @@ def test_arch_defaults_follow_the_reference() -> None:
     dnn, cnn = RunSpec("keras", "dnn"), RunSpec("keras", "cnn")
     assert (dnn.epochs, dnn.scheduler, dnn.es_patience) == (50, "plateau", 5)
     assert (cnn.epochs, cnn.scheduler, cnn.es_patience) == (20, "step", 3)
-    assert (dnn.batch_size, dnn.lr, dnn.dropout, dnn.val_size) == (32, 1e-3, 0.3, 5000)
+    assert (dnn.dropout, dnn.val_size) == (0.3, 5000)
+
+
+def test_training_defaults_are_the_same_for_every_framework() -> None:
+    for arch in ("dnn", "cnn"):
+        specs = [RunSpec(f, arch).to_dict() for f in ("keras", "torch", "lightning")]
+        for spec in specs:
+            del spec["framework"]
+        assert specs[0] == specs[1] == specs[2]
+        assert all(specs[0][name] is not None for name in ("batch_size", "lr", "augment_shift"))
+
+
+def test_stored_specs_from_before_augmentation_read_as_unaugmented() -> None:
+    old = RunSpec("torch", "cnn", batch_size=32, lr=1e-3).to_dict()
+    del old["augment_shift"]  # run.json written before the field existed
+    assert RunSpec.from_stored(old).augment_shift == 0
+    explicit = {**old, "augment_shift": 2}
+    assert RunSpec.from_stored(explicit).augment_shift == 2
 
 
 def test_explicit_values_override_arch_defaults() -> None:

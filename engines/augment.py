@@ -1,0 +1,34 @@
+"""Light training-time augmentation, shared by every engine.
+
+Each epoch the training images are moved by a random whole-pixel offset (its own per
+image, at most ``max_shift`` pixels along each axis; the vacated border is background).
+The offsets are drawn from ``(seed, epoch)``, so all three frameworks see exactly the same
+augmented images in every epoch. Validation and test images are never augmented.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def shift_images(images: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
+    """uint8 (N, H, W) -> a copy with each image shifted by up to ``max_shift`` px per axis."""
+    if max_shift <= 0:
+        return images
+    n, height, width = images.shape
+    pad = max_shift
+    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad)))
+    # Top-left corner of each image's crop inside the padded frame: pad +- max_shift.
+    top = rng.integers(0, 2 * pad + 1, size=n)
+    left = rng.integers(0, 2 * pad + 1, size=n)
+    rows = top[:, None, None] + np.arange(height)[None, :, None]
+    cols = left[:, None, None] + np.arange(width)[None, None, :]
+    return padded[np.arange(n)[:, None, None], rows, cols]
+
+
+def epoch_images(images: np.ndarray, max_shift: int, seed: int, epoch: int) -> np.ndarray:
+    """The training images for ``epoch`` (1-based): shifted with offsets drawn from
+    ``(seed, epoch)``, or ``images`` itself when augmentation is off."""
+    if max_shift <= 0:
+        return images
+    return shift_images(images, max_shift, np.random.default_rng([seed, epoch]))
