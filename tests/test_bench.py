@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from engines import bench
+from engines.spec import RunSpec
 from tests.conftest import run_cli
 
 SECTIONS = [
@@ -77,8 +78,15 @@ def test_raw_numbers_are_parquet_with_one_row_per_measurement(quick_run) -> None
     (raw_file,) = (store / "bench").glob("*.parquet")
     raw = pd.read_parquet(raw_file)
     assert list(raw.columns) == bench.RAW_COLUMNS
-    assert set(raw["part"]) == {"speed", "reference", "training", "inference", "dashboard"}
+    default_batch = RunSpec("torch", "dnn").batch_size
+    parts = {"speed", "reference", "training", "inference", "dashboard"}
+    if default_batch != bench.REFERENCE_BATCH:  # then the default spec is timed as well
+        parts.add("default_speed")
+    assert set(raw["part"]) == parts
     assert (raw["value"] > 0).all()
+    batches = raw[raw.metric == "batch_size"].groupby("part")["value"].first()
+    assert batches["speed"] == bench.REFERENCE_BATCH  # the ratio compares the same batch
+    assert batches.get("default_speed", default_batch) == default_batch
     speed = raw[(raw.part == "speed") & (raw.metric == "epoch_seconds")]
     assert list(speed["warmup"]) == [True, False]  # 1 warm-up + 1 timed epoch in quick mode
     assert len(raw[raw.metric == "latency_ms"]) == 20
