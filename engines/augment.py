@@ -29,6 +29,4 @@ def shift_images(images: np.ndarray, max_shift: int, rng: np.random.Generator) -
 def epoch_images(images: np.ndarray, max_shift: int, seed: int, epoch: int) -> np.ndarray:
     """The training images for ``epoch`` (1-based): shifted with offsets drawn from
     ``(seed, epoch)``, or ``images`` itself when augmentation is off."""
-    if max_shift <= 0:
-        return images
     return shift_images(images, max_shift, np.random.default_rng([seed, epoch]))

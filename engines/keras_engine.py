@@ -140,7 +140,8 @@ class ShiftedTrainingImages(keras.utils.PyDataset):
         self.spec = spec
         self.images, self.labels = images, labels
         self.rng = np.random.default_rng(spec.seed)
-        self.epoch = 0
+        self.epoch = 0  # on_epoch_begin draws each epoch's images and order, from epoch 1
+        # Keras reads a first batch before any epoch begins, to learn the input's shape.
         self.x, self.order = to_model_input(images), np.arange(len(images))
 
     def __len__(self) -> int:
