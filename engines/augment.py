@@ -21,9 +21,14 @@ def shift_images(images: np.ndarray, max_shift: int, rng: np.random.Generator) -
     # Top-left corner of each image's crop inside the padded frame: pad +- max_shift.
     top = rng.integers(0, 2 * pad + 1, size=n)
     left = rng.integers(0, 2 * pad + 1, size=n)
-    rows = top[:, None, None] + np.arange(height)[None, :, None]
-    cols = left[:, None, None] + np.arange(width)[None, None, :]
-    return padded[np.arange(n)[:, None, None], rows, cols]
+    # One slice per offset (at most 17 x 17 of them) instead of a per-pixel gather: ~8x
+    # faster at max_shift 1, which matters next to a one-second DNN epoch.
+    shifted = np.empty_like(images)
+    for row in range(2 * pad + 1):
+        for col in range(2 * pad + 1):
+            picked = np.flatnonzero((top == row) & (left == col))
+            shifted[picked] = padded[picked, row : row + height, col : col + width]
+    return shifted
 
 
 def epoch_images(images: np.ndarray, max_shift: int, seed: int, epoch: int) -> np.ndarray:
