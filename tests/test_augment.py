@@ -69,6 +69,7 @@ def test_engines_train_on_shifted_images_when_the_spec_asks(framework: str) -> N
         batch_size=32,
         lr=3e-3,
         es_patience=10,
+        augment_shift=0,
     )
     data = split(mnist, val_size=500, seed=base.seed, train_limit=600, test_limit=200)
     engine = import_engine(framework)

@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 import engines
 from engines import bundle, jobs, metrics, store
-from engines.spec import RunSpec
+from engines.spec import ARCH_DEFAULTS, RunSpec
 from tests.conftest import PROJECT_ROOT
 
 PAGES = {
@@ -150,7 +150,10 @@ def test_sidebar_start_queues_one_job_per_chosen_pair_with_the_chosen_settings(
     specs = queued_specs(results_dir)
     assert sorted(s.label for s in specs) == ["torch/cnn", "torch/dnn"]
     assert {(s.epochs, s.train_limit, s.seed) for s in specs} == {(3, 1000, 7)}
-    assert {s.scheduler for s in specs} == {"plateau", "step"}  # architecture defaults
+    fields = ("scheduler", "es_patience", "augment_shift")  # left empty: each arch's default
+    assert {s.arch: tuple(getattr(s, f) for f in fields) for s in specs} == {
+        arch: tuple(ARCH_DEFAULTS[arch][f] for f in fields) for arch in ("dnn", "cnn")
+    }
     assert "Queued 2 job(s)" in texts(app.toast)
     assert "torch/dnn" in texts(app.sidebar.markdown)  # followed in the job list
 

@@ -33,6 +33,7 @@ TINY = {
     "test_limit": 200,
     "batch_size": 32,
     "lr": 5e-3,
+    "augment_shift": 0,
 }
 
 

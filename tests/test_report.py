@@ -137,7 +137,7 @@ def test_report_shows_each_runs_spec(real_runs: list[Path], real_report: str) ->
     text = " ".join(check_page(real_report).text)
     for field in ("batch_size", "scheduler", "train_limit", "es_patience"):
         assert field in text
-    assert "plateau" in text and "step" in text  # the DNN and CNN default schedulers
+    assert "cosine" in text  # the default scheduler of both architectures
 
 
 # --- edge cases --------------------------------------------------------------------------
