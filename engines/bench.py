@@ -60,18 +60,18 @@ command rewrites everything above the marker line and keeps this section as it i
 
 BUDGET_HELP = """\
 How long (2-core machine, nothing else running):
-  speed + reference   ≈ 15 min: 12 processes × 4 epochs on 55k images (a reference CNN
+  speed + reference   ≈ 20 min: 18 processes × 4 epochs on 55k images (a reference CNN
                       epoch takes 30-45 s)
   accuracy + tta      18 default-spec trainings (3 seeds × 6 pairs, early stopping on); at
-                      most seeds × epoch cap (CNN 20, DNN 50) × s/epoch, summed over pairs.
-                      The command prints that bound from its own speed measurements before
-                      the trainings start. ≈ 45 min with CNN epochs of ≈ 10 s and DNN
-                      epochs of ≈ 2 s; close to 2 hours with 30 s CNN epochs.
+                      most seeds × epoch cap (CNN {cnn_epochs}, DNN {dnn_epochs}) × s/epoch,
+                      summed over pairs. The command prints that bound from its own speed
+                      measurements before the trainings start. ≈ 45 min with CNN epochs of
+                      ≈ 10 s and DNN epochs of ≈ 2 s; close to 2 hours with 25 s CNN epochs.
   inference ≈ 2 min, dashboard < 1 min
 To trim: --max-epochs N (caps the trainings: no longer the default spec), --seeds 2,
 --parts …, --train-limit N. --quick proves the command works in 1-3 minutes and writes
 results/bench/BENCHMARKS-quick.md, never BENCHMARKS.md.
-"""
+""".format(cnn_epochs=ARCH_DEFAULTS["cnn"]["epochs"], dnn_epochs=ARCH_DEFAULTS["dnn"]["epochs"])
 
 
 # --- options -----------------------------------------------------------------------------
