@@ -105,6 +105,37 @@ def test_report_can_be_rebuilt_from_the_raw_numbers(quick_run, tmp_path: Path) -
     assert rebuilt.read_text().split(bench.NOTES_MARKER)[0] == original
 
 
+def test_a_later_partial_run_replaces_only_what_it_measured(quick_run, tmp_path: Path) -> None:
+    """--report-from full.parquet accuracy-only.parquet: accuracy from the second, the rest
+    (speed, inference, …) from the first, and the report names both invocations."""
+    _, store, _ = quick_run
+    (first,) = (store / "bench").glob("*.parquet")
+    frame, meta = bench.read_raw(first)
+    retrained = frame[frame.part == "training"].copy()
+    retrained.loc[retrained.metric == "test_accuracy", "value"] = 0.4321
+    later = tmp_path / "later.parquet"
+    later_meta = {**meta, "parts": ["accuracy", "tta"], "command": "python -m engines bench --x"}
+    bench.write_raw(retrained, later_meta, later)
+
+    combined = tmp_path / "combined.md"
+    result = run_cli("bench", "--report-from", str(first), str(later), "--output", str(combined))
+    assert result.returncode == 0, result.stderr
+    text = combined.read_text()
+    assert "Combined from 2 invocations" in text
+    assert "`python -m engines bench --x`" in text and "--quick --framework torch" in text
+    accuracy = text.split("## Accuracy")[1].split("##")[0]
+    assert "43.21 ± 0.00 %" in accuracy or "| 43.21 %" in accuracy
+    speed = text.split("## Speed per epoch")[1].split("##")[0]
+    original = quick_run[0].read_text().split("## Speed per epoch")[1].split("##")[0]
+    assert speed == original
+
+
+def test_report_from_a_missing_file_exits_2_with_a_clear_message(tmp_path: Path) -> None:
+    result = run_cli("bench", "--report-from", str(tmp_path / "nope.parquet"))
+    assert result.returncode == 2
+    assert "no such file" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
