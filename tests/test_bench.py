@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from engines import bench
+from engines import bench_report
+from engines.reference import BATCH_SIZE as REFERENCE_BATCH
 from engines.spec import RunSpec
 from tests.conftest import run_cli
 
@@ -34,7 +35,9 @@ def quick_run(
     """One quick benchmark of torch/dnn into a temporary store; (report, store, result)."""
     root = tmp_path_factory.mktemp("bench")
     store, report = root / "results", root / "B.md"
-    report.write_text("old numbers\n" + bench.NOTES_MARKER + "\n\n## Notes: what we tried\nkept\n")
+    report.write_text(
+        "old numbers\n" + bench_report.NOTES_MARKER + "\n\n## Notes: what we tried\nkept\n"
+    )
     result = run_cli(
         "bench", "--quick", "--framework", "torch", "--arch", "dnn", "--output", str(report),
         env={"RESULTS_DIR": str(store)}, timeout=600,
@@ -69,7 +72,7 @@ def test_quick_bench_computes_the_targets_it_measured(quick_run) -> None:
 def test_regenerating_the_report_keeps_the_notes_section(quick_run) -> None:
     text = quick_run[0].read_text()
     assert "old numbers" not in text
-    assert text.count(bench.NOTES_MARKER) == 1
+    assert text.count(bench_report.NOTES_MARKER) == 1
     assert text.rstrip().endswith("## Notes: what we tried\nkept")
 
 
@@ -77,15 +80,15 @@ def test_raw_numbers_are_parquet_with_one_row_per_measurement(quick_run) -> None
     _, store, _ = quick_run
     (raw_file,) = (store / "bench").glob("*.parquet")
     raw = pd.read_parquet(raw_file)
-    assert list(raw.columns) == bench.RAW_COLUMNS
+    assert list(raw.columns) == bench_report.RAW_COLUMNS
     default_batch = RunSpec("torch", "dnn").batch_size
     parts = {"speed", "reference", "training", "inference", "dashboard"}
-    if default_batch != bench.REFERENCE_BATCH:  # then the default spec is timed as well
+    if default_batch != REFERENCE_BATCH:  # then the default spec is timed as well
         parts.add("default_speed")
     assert set(raw["part"]) == parts
     assert (raw["value"] > 0).all()
     batches = raw[raw.metric == "batch_size"].groupby("part")["value"].first()
-    assert batches["speed"] == bench.REFERENCE_BATCH  # the ratio compares the same batch
+    assert batches["speed"] == REFERENCE_BATCH  # the ratio compares the same batch
     assert batches.get("default_speed", default_batch) == default_batch
     speed = raw[(raw.part == "speed") & (raw.metric == "epoch_seconds")]
     assert list(speed["warmup"]) == [True, False]  # 1 warm-up + 1 timed epoch in quick mode
@@ -101,8 +104,8 @@ def test_report_can_be_rebuilt_from_the_raw_numbers(quick_run, tmp_path: Path) -
     rebuilt = tmp_path / "again.md"
     result = run_cli("bench", "--report-from", str(raw_file), "--output", str(rebuilt))
     assert result.returncode == 0, result.stderr
-    original = quick_run[0].read_text().split(bench.NOTES_MARKER)[0]
-    assert rebuilt.read_text().split(bench.NOTES_MARKER)[0] == original
+    original = quick_run[0].read_text().split(bench_report.NOTES_MARKER)[0]
+    assert rebuilt.read_text().split(bench_report.NOTES_MARKER)[0] == original
 
 
 def test_a_later_partial_run_replaces_only_what_it_measured(quick_run, tmp_path: Path) -> None:
@@ -110,12 +113,12 @@ def test_a_later_partial_run_replaces_only_what_it_measured(quick_run, tmp_path:
     (speed, inference, …) from the first, and the report names both invocations."""
     _, store, _ = quick_run
     (first,) = (store / "bench").glob("*.parquet")
-    frame, meta = bench.read_raw(first)
+    frame, meta = bench_report.read_raw(first)
     retrained = frame[frame.part == "training"].copy()
     retrained.loc[retrained.metric == "test_accuracy", "value"] = 0.4321
     later = tmp_path / "later.parquet"
     later_meta = {**meta, "parts": ["accuracy", "tta"], "command": "python -m engines bench --x"}
-    bench.write_raw(retrained, later_meta, later)
+    bench_report.write_raw(retrained, later_meta, later)
 
     combined = tmp_path / "combined.md"
     result = run_cli("bench", "--report-from", str(first), str(later), "--output", str(combined))
