@@ -28,6 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402  (the environment above must be set first)
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402  (Keras's backend here: input pipelines are tf.data)
 
 from engines import core  # noqa: E402
 from engines.augment import epoch_images  # noqa: E402
@@ -130,39 +131,43 @@ def to_model_input(images: np.ndarray) -> np.ndarray:
     return normalize(images)[..., None]
 
 
-class ShiftedTrainingImages(keras.utils.PyDataset):
-    """Training batches for ``augment_shift > 0``: each epoch's images come from
-    :func:`engines.augment.epoch_images` (the same shifted images the other engines see),
-    visited in a fresh seeded order."""
+def shifted_training_batches(
+    spec: RunSpec, images: np.ndarray, labels: np.ndarray
+) -> tf.data.Dataset:
+    """Training batches for ``augment_shift > 0``, as one ``tf.data`` stream over all epochs.
 
-    def __init__(self, spec: RunSpec, images: np.ndarray, labels: np.ndarray) -> None:
-        super().__init__()
-        self.spec = spec
-        self.images, self.labels = images, labels
-        self.rng = np.random.default_rng(spec.seed)
-        self.epoch = 0  # on_epoch_begin draws each epoch's images and order, from epoch 1
-        # Keras reads a first batch before any epoch begins, to learn the input's shape.
-        self.x, self.order = to_model_input(images), np.arange(len(images))
+    Each epoch's images come from :func:`engines.augment.epoch_images` (the same shifted images
+    the other engines see), visited in a fresh seeded order. One Python call per epoch builds
+    the epoch's array and ``tf.data`` cuts it into batches inside the graph; a ``PyDataset``
+    makes one Python call per batch, which cost more than the DNN's training step here.
+    """
+    rng = np.random.default_rng(spec.seed)
 
-    def __len__(self) -> int:
-        return math.ceil(len(self.images) / self.spec.batch_size)
+    def epoch_arrays(epoch: np.int64) -> tuple[np.ndarray, np.ndarray]:
+        order = rng.permutation(len(images))
+        shifted = epoch_images(images, spec.augment_shift, spec.seed, int(epoch))
+        return to_model_input(shifted[order]), labels[order]
 
-    def on_epoch_begin(self) -> None:
-        self.epoch += 1
-        shifted = epoch_images(self.images, self.spec.augment_shift, self.spec.seed, self.epoch)
-        self.x, self.order = to_model_input(shifted), self.rng.permutation(len(self.images))
+    def load_epoch(epoch):
+        x, y = tf.numpy_function(epoch_arrays, [epoch], (tf.float32, tf.as_dtype(labels.dtype)))
+        return tf.ensure_shape(x, (len(images), *INPUT_SHAPE)), tf.ensure_shape(y, (len(images),))
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        size = self.spec.batch_size
-        batch = self.order[index * size : (index + 1) * size]
-        return self.x[batch], self.labels[batch]
+    epochs = tf.data.Dataset.range(1, spec.epochs + 1).map(load_epoch)
+    batches = epochs.flat_map(
+        lambda x, y: tf.data.Dataset.from_tensor_slices((x, y)).batch(spec.batch_size)
+    )
+    return batches.prefetch(1)
 
 
 def training_data(spec: RunSpec, data: Split) -> dict:
     """``fit`` arguments for the training images: plain arrays, or per-epoch shifted
     images when the spec asks for augmentation."""
     if spec.augment_shift:
-        return {"x": ShiftedTrainingImages(spec, data.x_train, data.y_train)}
+        return {
+            "x": shifted_training_batches(spec, data.x_train, data.y_train),
+            "steps_per_epoch": math.ceil(len(data.x_train) / spec.batch_size),
+            "shuffle": False,  # each epoch's order is drawn above
+        }
     return {
         "x": to_model_input(data.x_train),
         "y": data.y_train,
