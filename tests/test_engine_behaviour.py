@@ -83,6 +83,38 @@ def test_architectures_have_the_reference_trainable_parameter_count(
     assert engine.trainable_params(arch) == EXPECTED_PARAMS[arch]
 
 
+def test_torch_dropout_drops_p_of_activations_and_rescales_the_rest() -> None:
+    """The PyTorch engines' faster dropout is still dropout: ~p zeroed, the rest scaled by
+    1 / (1 - p) so the mean is kept, a fresh mask per call, and nothing dropped in eval."""
+    import_engine("torch")
+    import torch
+
+    from engines.torch_engine import Dropout
+
+    dropout = Dropout(0.3).train()
+    x = torch.ones(200_000)
+    out = dropout(x)
+    assert abs(float((out == 0).float().mean()) - 0.3) < 0.01
+    assert torch.allclose(out[out != 0], torch.full_like(out[out != 0], 1 / 0.7))
+    assert abs(float(out.mean()) - 1.0) < 0.01
+    assert not torch.equal(dropout(x), out)
+    assert torch.equal(dropout.eval()(x), x)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_the_same_seed_gives_the_same_run(framework: str, mnist: Mnist) -> None:
+    """A run can be reproduced from its spec: same seed, same curves and test predictions.
+    With shifts on, so that the augmented images and the dropout masks are covered too."""
+    first, again = (
+        train_tiny(framework, mnist, epochs=3, augment_shift=1, dropout=0.3) for _ in range(2)
+    )
+    assert [s.train_loss for s in first.result.history] == [
+        s.train_loss for s in again.result.history
+    ]
+    assert [s.val_loss for s in first.result.history] == [s.val_loss for s in again.result.history]
+    np.testing.assert_array_equal(first.result.test_probabilities, again.result.test_probabilities)
+
+
 # --- early stopping ----------------------------------------------------------------------
 @pytest.fixture(scope="module", params=FRAMEWORKS)
 def early_stopped(request: pytest.FixtureRequest, mnist: Mnist) -> TinyRun:
@@ -189,8 +221,8 @@ def test_plateau_lowers_lr_only_after_patience_epochs_without_improvement(
     run = train_tiny(
         framework,
         mnist,
-        epochs=10,
-        es_patience=10,
+        epochs=15,  # long enough for every engine to hit a plateau
+        es_patience=15,
         scheduler="plateau",
         plateau_patience=1,
         plateau_factor=0.5,
