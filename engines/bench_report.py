@@ -782,14 +782,12 @@ def combine(sources: list[tuple[Any, dict[str, Any]]]) -> tuple[Any, dict[str, A
     numbers from two different runs."""
     import pandas as pd
 
-    owner: dict[tuple[str, str, str], int] = {}  # (raw part, framework, arch) -> source index
-    for index, (frame, _) in enumerate(sources):
-        for key in zip(frame.part, frame.framework.fillna(""), frame.arch.fillna(""), strict=True):
-            owner[key] = index
-    kept = []
-    for index, (frame, _) in enumerate(sources):
-        keys = zip(frame.part, frame.framework.fillna(""), frame.arch.fillna(""), strict=True)
-        kept.append(frame[[owner[key] == index for key in keys]])
+    keys = [row_keys(frame) for frame, _ in sources]
+    owner = {key: index for index, frame_keys in enumerate(keys) for key in frame_keys}
+    kept = [
+        frame[[owner[key] == index for key in frame_keys]]
+        for index, ((frame, _), frame_keys) in enumerate(zip(sources, keys, strict=True))
+    ]
 
     metas = [meta for _, meta in sources]
     latest = metas[-1]
@@ -824,8 +822,13 @@ def combine(sources: list[tuple[Any, dict[str, Any]]]) -> tuple[Any, dict[str, A
     return pd.concat(kept, ignore_index=True), meta
 
 
+def row_keys(frame) -> list[tuple[str, str, str]]:
+    """Each raw row's (part, framework, arch); "" where a part has no pair (dashboard)."""
+    return list(zip(frame.part, frame.framework.fillna(""), frame.arch.fillna(""), strict=True))
+
+
 RAW_PART_NAMES = {  # raw `part` column -> what the report calls it
-    "speed": "speed at batch 32",
+    "speed": f"speed at batch {REFERENCE_BATCH}",
     "reference": "reference speed",
     "default_speed": "speed with the default spec",
     "training": "accuracy and time to accuracy",
@@ -842,7 +845,8 @@ def supplied_text(keys: list[tuple[str, str, str]]) -> str:
     for part, name in RAW_PART_NAMES.items():
         labels = sorted(f"{f}/{a}" for p, f, a in keys if p == part and f)
         if labels:
-            texts.append(f"{name} ({'all 6 pairs' if len(labels) == 6 else ', '.join(labels)})")
+            every_pair = len(labels) == len(FRAMEWORKS) * len(ARCHS)
+            texts.append(f"{name} ({'all pairs' if every_pair else ', '.join(labels)})")
         elif any(p == part for p, _, _ in keys):
             texts.append(name)
     return ", ".join(texts)

@@ -82,11 +82,10 @@ class DigitClassifier(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         """Log this epoch's training means once, next to the validation metrics."""
-        seen = self.seen
         self.log_dict(
             {
-                "train_loss": float(self.loss_sum) / seen,
-                "train_accuracy": float(self.correct) / seen,
+                "train_loss": float(self.loss_sum) / self.seen,
+                "train_accuracy": float(self.correct) / self.seen,
             }
         )
 
