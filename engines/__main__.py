@@ -53,6 +53,11 @@ def add_spec_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="shift each training image by up to N px per axis, redrawn every epoch (0 = off)",
     )
+    group.add_argument(
+        "--augment-rotate",
+        type=int,
+        help="rotate each training image by up to N degrees, redrawn every epoch (0 = off)",
+    )
     group.add_argument("--seed", type=int, default=d.seed, help="seed, default %(default)s")
     group.add_argument(
         "--train-limit", type=int, help="use only the first N training images (quick runs)"
@@ -64,7 +69,8 @@ def add_spec_options(parser: argparse.ArgumentParser) -> None:
 
 SPEC_OPTIONS = [
     "epochs", "batch_size", "lr", "dropout", "scheduler", "plateau_factor", "plateau_patience",
-    "step_size", "step_gamma", "es_patience", "es_min_delta", "augment_shift", "seed",
+    "step_size", "step_gamma", "es_patience", "es_min_delta", "augment_shift", "augment_rotate",
+    "seed",
     "train_limit", "val_size", "test_limit", "notes",
 ]  # fmt: skip
 

@@ -1,14 +1,20 @@
 """Light training-time augmentation, shared by every engine.
 
-Each epoch the training images are moved by a random whole-pixel offset (its own per
-image, at most ``max_shift`` pixels along each axis; the vacated border is background).
-The offsets are drawn from ``(seed, epoch)``, so all three frameworks see exactly the same
-augmented images in every epoch. Validation and test images are never augmented.
+Each epoch every training image is rotated by a random whole number of degrees (at most
+``augment_rotate`` either way, about the image centre) and then moved by a random
+whole-pixel offset (at most ``augment_shift`` pixels along each axis); what leaves the frame
+is dropped and the uncovered border is background. The draws come from ``(seed, epoch)``,
+so all three frameworks see exactly the same augmented images in every epoch. Validation
+and test images are never augmented.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+
+from engines.spec import RunSpec
 
 
 def shift_images(images: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
@@ -31,7 +37,58 @@ def shift_images(images: np.ndarray, max_shift: int, rng: np.random.Generator) -
     return shifted
 
 
-def epoch_images(images: np.ndarray, max_shift: int, seed: int, epoch: int) -> np.ndarray:
-    """The training images for ``epoch`` (1-based): shifted with offsets drawn from
-    ``(seed, epoch)``, or ``images`` itself when augmentation is off."""
-    return shift_images(images, max_shift, np.random.default_rng([seed, epoch]))
+@functools.cache
+def rotation_matrix(degrees: int, height: int, width: int) -> np.ndarray:
+    """``(H*W, H*W)`` float32 ``M`` with ``rotated.ravel() == image.ravel() @ M``.
+
+    Bilinear interpolation about the image centre; source pixels outside the frame count as
+    background. Rotating a whole batch is then one matrix product per angle.
+    """
+    theta = np.deg2rad(degrees)
+    rows, cols = np.mgrid[0:height, 0:width]
+    y = rows.ravel() - (height - 1) / 2
+    x = cols.ravel() - (width - 1) / 2
+    # Where each output pixel's value comes from (the inverse rotation).
+    source_y = np.cos(theta) * y - np.sin(theta) * x + (height - 1) / 2
+    source_x = np.sin(theta) * y + np.cos(theta) * x + (width - 1) / 2
+    y0, x0 = np.floor(source_y).astype(int), np.floor(source_x).astype(int)
+    fy, fx = source_y - y0, source_x - x0
+    matrix = np.zeros((height * width, height * width), dtype=np.float32)
+    target = np.arange(height * width)
+    corners = [
+        (0, 0, (1 - fy) * (1 - fx)),
+        (0, 1, (1 - fy) * fx),
+        (1, 0, fy * (1 - fx)),
+        (1, 1, fy * fx),
+    ]
+    for dy, dx, weight in corners:
+        sy, sx = y0 + dy, x0 + dx
+        inside = (sy >= 0) & (sy < height) & (sx >= 0) & (sx < width)
+        np.add.at(matrix, (sy[inside] * width + sx[inside], target[inside]), weight[inside])
+    return matrix
+
+
+def rotate_images(images: np.ndarray, max_degrees: int, rng: np.random.Generator) -> np.ndarray:
+    """uint8 (N, H, W) -> a copy with each image rotated by a whole number of degrees drawn
+    uniformly from ``[-max_degrees, max_degrees]``."""
+    if max_degrees <= 0:
+        return images
+    n, height, width = images.shape
+    angles = rng.integers(-max_degrees, max_degrees + 1, size=n)
+    flat = images.reshape(n, height * width)
+    rotated = flat.copy()
+    # Whole degrees keep this to at most 2 * max_degrees matrix products per call
+    # (~0.5 s for 55,000 images at +-10 degrees here; a per-pixel gather took ~1.5 s).
+    for angle in np.unique(angles[angles != 0]):
+        picked = np.flatnonzero(angles == angle)
+        values = flat[picked].astype(np.float32) @ rotation_matrix(int(angle), height, width)
+        rotated[picked] = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    return rotated.reshape(images.shape)
+
+
+def epoch_images(images: np.ndarray, spec: RunSpec, epoch: int) -> np.ndarray:
+    """The training images for ``epoch`` (1-based): rotated and shifted as ``spec`` asks,
+    with draws from ``(spec.seed, epoch)``; ``images`` itself when augmentation is off."""
+    rng = np.random.default_rng([spec.seed, epoch])
+    rotated = rotate_images(images, spec.augment_rotate, rng)
+    return shift_images(rotated, spec.augment_shift, rng)

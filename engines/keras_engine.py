@@ -131,12 +131,12 @@ def to_model_input(images: np.ndarray) -> np.ndarray:
     return normalize(images)[..., None]
 
 
-def shifted_training_batches(
+def augmented_training_batches(
     spec: RunSpec, images: np.ndarray, labels: np.ndarray
 ) -> tf.data.Dataset:
-    """Training batches for ``augment_shift > 0``, as one ``tf.data`` stream over all epochs.
+    """Training batches for an augmented spec, as one ``tf.data`` stream over all epochs.
 
-    Each epoch's images come from :func:`engines.augment.epoch_images` (the same shifted images
+    Each epoch's images come from :func:`engines.augment.epoch_images` (the same images
     the other engines see), visited in a fresh seeded order. One Python call per epoch builds
     the epoch's array and ``tf.data`` cuts it into batches inside the graph; a ``PyDataset``
     makes one Python call per batch, which cost more than the DNN's training step here.
@@ -145,8 +145,8 @@ def shifted_training_batches(
 
     def epoch_arrays(epoch: np.int64) -> tuple[np.ndarray, np.ndarray]:
         order = rng.permutation(len(images))
-        shifted = epoch_images(images, spec.augment_shift, spec.seed, int(epoch))
-        return to_model_input(shifted[order]), labels[order]
+        augmented = epoch_images(images, spec, int(epoch))
+        return to_model_input(augmented[order]), labels[order]
 
     def load_epoch(epoch):
         x, y = tf.numpy_function(epoch_arrays, [epoch], (tf.float32, tf.as_dtype(labels.dtype)))
@@ -160,11 +160,11 @@ def shifted_training_batches(
 
 
 def training_data(spec: RunSpec, data: Split) -> dict:
-    """``fit`` arguments for the training images: plain arrays, or per-epoch shifted
+    """``fit`` arguments for the training images: plain arrays, or per-epoch augmented
     images when the spec asks for augmentation."""
-    if spec.augment_shift:
+    if spec.augmented:
         return {
-            "x": shifted_training_batches(spec, data.x_train, data.y_train),
+            "x": augmented_training_batches(spec, data.x_train, data.y_train),
             "steps_per_epoch": math.ceil(len(data.x_train) / spec.batch_size),
             "shuffle": False,  # each epoch's order is drawn above
         }

@@ -136,8 +136,8 @@ class EpochStatsCollector(Callback):
 class MnistData(L.LightningDataModule):
     """The split as in-memory loaders; each training step fetches a whole index batch.
 
-    With ``augment_shift`` the Trainer reloads the training loader every epoch and gets that
-    epoch's shifted images from :func:`engines.augment.epoch_images` (shared by all engines).
+    With augmentation on the Trainer reloads the training loader every epoch and gets that
+    epoch's images from :func:`engines.augment.epoch_images` (shared by all engines).
     """
 
     def __init__(self, spec: RunSpec, data: Split) -> None:
@@ -148,7 +148,7 @@ class MnistData(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         epoch = self.trainer.current_epoch + 1 if self.trainer else 1
-        images = epoch_images(self.data.x_train, self.spec.augment_shift, self.spec.seed, epoch)
+        images = epoch_images(self.data.x_train, self.spec, epoch)
         train_set = TensorDataset(*to_tensors(images, self.data.y_train))
         # batch_size=None: the sampler yields index batches, so no per-sample fetch and collate.
         return DataLoader(train_set, sampler=self.train_batches, batch_size=None)
@@ -194,7 +194,7 @@ def train(spec: RunSpec, data: Split, on_epoch: OnEpoch | None = None) -> RunRes
             enable_progress_bar=False,
             enable_model_summary=False,
             num_sanity_val_steps=0,
-            reload_dataloaders_every_n_epochs=1 if spec.augment_shift else 0,
+            reload_dataloaders_every_n_epochs=1 if spec.augmented else 0,
             default_root_dir=workdir,
             callbacks=[collector, stopping, checkpoint],
         )

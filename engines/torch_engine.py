@@ -289,8 +289,8 @@ def train(spec: RunSpec, data: Split, on_epoch: OnEpoch | None = None) -> RunRes
     for epoch in range(1, spec.epochs + 1):
         started = time.perf_counter()
         lr = current_lr(optimizer)
-        if spec.augment_shift:
-            x_train = to_tensors(epoch_images(data.x_train, spec.augment_shift, spec.seed, epoch))
+        if spec.augmented:
+            x_train = to_tensors(epoch_images(data.x_train, spec, epoch))
         train_loss, train_accuracy = train_one_epoch(model, optimizer, x_train, y_train, batches)
         val_loss, val_accuracy = evaluate(model, x_val, y_val)
         step_scheduler(scheduler, val_loss)

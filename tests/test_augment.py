@@ -1,12 +1,12 @@
-"""Training-time shifts: what they do to an image, that they are reproducible per
-(seed, epoch), and that every engine trains on them when a spec asks for them."""
+"""Training-time shifts and rotations: what they do to an image, that they are reproducible
+per (seed, epoch), and that every engine trains on them when a spec asks for them."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from engines.augment import epoch_images, shift_images
+from engines.augment import epoch_images, rotate_images, shift_images
 from engines.core import import_engine
 from engines.data import load_mnist, split
 from engines.spec import RunSpec
@@ -37,13 +37,61 @@ def test_pixels_shifted_off_the_edge_are_dropped_and_the_border_is_background() 
     assert set(np.unique(shifted)) <= {0, 200}
 
 
+def augmenting(shift: int, rotate: int = 0, seed: int = 7) -> RunSpec:
+    return RunSpec(
+        framework="torch", arch="cnn", augment_shift=shift, augment_rotate=rotate, seed=seed
+    )
+
+
+class FixedAngle:
+    """Stands in for the random generator: every image gets the same angle."""
+
+    def __init__(self, degrees: int) -> None:
+        self.degrees = degrees
+
+    def integers(self, low: int, high: int, size: int) -> np.ndarray:
+        return np.full(size, self.degrees)
+
+
+def test_a_quarter_turn_moves_every_pixel_exactly_and_zero_degrees_changes_nothing() -> None:
+    images = np.random.default_rng(0).integers(0, 256, size=(3, 28, 28), dtype=np.uint8)
+
+    turned = rotate_images(images, 90, FixedAngle(90))
+    assert all(np.array_equal(t, np.rot90(i, -1)) for t, i in zip(turned, images, strict=True))
+    assert np.array_equal(rotate_images(images, 10, FixedAngle(0)), images)
+    assert rotate_images(images, 0, np.random.default_rng(0)) is images
+
+
+def test_rotations_stay_within_max_degrees_and_keep_a_centred_digit_in_frame() -> None:
+    digit = load_mnist(allow_download=False).x_train[:1]
+    images = np.repeat(digit, 400, axis=0)
+    rotated = rotate_images(images, 10, np.random.default_rng(3))
+
+    assert rotated.shape == images.shape and rotated.dtype == np.uint8
+    # The ink's centre of mass turns about the frame's centre by at most 10 degrees.
+    rows, cols = np.mgrid[0:28, 0:28] - 13.5
+
+    def angle_of(image: np.ndarray) -> float:
+        weight = image.astype(float)
+        return np.degrees(np.arctan2((rows * weight).sum(), (cols * weight).sum()))
+
+    turned_by = np.array([angle_of(r) - angle_of(digit[0]) for r in rotated])
+    turned_by = (turned_by + 180) % 360 - 180
+    assert np.abs(turned_by).max() <= 10.5
+    assert np.abs(turned_by).max() > 7  # the range is used, not just small angles
+    # Interpolation blurs a little but keeps the amount of ink (nothing leaves the frame).
+    ink = rotated.sum(axis=(1, 2)) / digit.sum()
+    assert ink.min() > 0.9 and ink.max() < 1.1
+
+
 def test_epoch_images_are_the_same_for_the_same_seed_and_epoch_and_differ_otherwise() -> None:
     images = load_mnist(allow_download=False).x_train[:256]
 
-    first = epoch_images(images, 2, seed=7, epoch=1)
-    assert np.array_equal(first, epoch_images(images, 2, seed=7, epoch=1))
-    assert not np.array_equal(first, epoch_images(images, 2, seed=7, epoch=2))
-    assert not np.array_equal(first, epoch_images(images, 2, seed=8, epoch=1))
+    first = epoch_images(images, augmenting(2, rotate=10), epoch=1)
+    assert np.array_equal(first, epoch_images(images, augmenting(2, rotate=10), epoch=1))
+    assert not np.array_equal(first, epoch_images(images, augmenting(2, rotate=10), epoch=2))
+    assert not np.array_equal(first, epoch_images(images, augmenting(2, 10, seed=8), epoch=1))
+    assert not np.array_equal(first, epoch_images(images, augmenting(2), epoch=1))
     assert not np.array_equal(first, images)
     # Shifting never changes how much ink a digit has by more than what leaves the frame.
     assert np.abs(first.sum(axis=(1, 2)) - images.sum(axis=(1, 2)).astype(np.int64)).max() < (
@@ -51,13 +99,23 @@ def test_epoch_images_are_the_same_for_the_same_seed_and_epoch_and_differ_otherw
     )
 
 
-def test_zero_shift_returns_the_images_untouched() -> None:
+def test_no_augmentation_returns_the_images_untouched() -> None:
     images = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
-    assert epoch_images(images, 0, seed=1, epoch=3) is images
+    assert epoch_images(images, augmenting(0), epoch=3) is images
 
 
+def test_adding_rotation_leaves_a_shift_only_run_reproducible() -> None:
+    """A spec without rotation draws the same shifts as before rotation existed."""
+    images = load_mnist(allow_download=False).x_train[:256]
+    expected = shift_images(images, 2, np.random.default_rng([7, 4]))
+    assert np.array_equal(epoch_images(images, augmenting(2), epoch=4), expected)
+
+
+@pytest.mark.parametrize("augmentation", [{"augment_shift": 3}, {"augment_rotate": 20}])
 @pytest.mark.parametrize("framework", ["keras", "torch", "lightning"])
-def test_engines_train_on_shifted_images_when_the_spec_asks(framework: str) -> None:
+def test_engines_train_on_augmented_images_when_the_spec_asks(
+    framework: str, augmentation: dict[str, int]
+) -> None:
     mnist = load_mnist(allow_download=False)
     base = RunSpec(
         framework=framework,
@@ -70,17 +128,18 @@ def test_engines_train_on_shifted_images_when_the_spec_asks(framework: str) -> N
         lr=3e-3,
         es_patience=10,
         augment_shift=0,
+        augment_rotate=0,
     )
     data = split(mnist, val_size=500, seed=base.seed, train_limit=600, test_limit=200)
     engine = import_engine(framework)
 
     plain = engine.train(base, data)
-    shifted = engine.train(base.replace(augment_shift=3), data)
+    augmented = engine.train(base.replace(**augmentation), data)
 
-    # Same seed and images: only the shifts can make the training curve differ.
+    # Same seed and images: only the augmentation can make the training curve differ.
     plain_loss = [s.train_loss for s in plain.history]
-    shifted_loss = [s.train_loss for s in shifted.history]
-    assert plain_loss != pytest.approx(shifted_loss, rel=1e-3)
+    augmented_loss = [s.train_loss for s in augmented.history]
+    assert plain_loss != pytest.approx(augmented_loss, rel=1e-3)
     # Harder training images: a higher training loss by the last epoch, yet it still learns.
-    assert shifted_loss[-1] > plain_loss[-1]
-    assert shifted.history[-1].val_accuracy > 0.6
+    assert augmented_loss[-1] > plain_loss[-1]
+    assert augmented.history[-1].val_accuracy > 0.6
