@@ -59,9 +59,10 @@ def _load_runs(root: str, signature: tuple) -> pd.DataFrame:
 
 
 def cached_runs() -> pd.DataFrame:
-    """``engines.store.load_runs`` of the dashboard's store, re-read only when it changed."""
+    """``engines.store.load_runs`` of the dashboard's store, re-read only when it changed
+    (running runs are re-checked every time: a killed process leaves no file change)."""
     root = results_root()
-    return _load_runs(str(root), store_signature(root))
+    return store.recheck_running(_load_runs(str(root), store_signature(root)))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

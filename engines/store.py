@@ -269,6 +269,26 @@ def load_runs(results_dir: str | Path | None = None) -> pd.DataFrame:
     return frame
 
 
+def recheck_running(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` (from :func:`load_runs`) with each ``running`` row's process checked again.
+
+    A killed training process never rewrites its ``run.json``, so a table cached on the
+    store's files would list it as running for ever; this re-reads only those rows.
+    """
+    running = runs.index[runs["status"] == "running"]
+    if running.empty:
+        return runs
+    runs = runs.copy()
+    for index in running:
+        run_dir = Path(runs.at[index, "run_dir"])
+        try:
+            row = _flatten(read_run(run_dir), run_dir)
+        except StoreError:
+            continue  # deleted or rewritten meanwhile: the next reload shows it as it is
+        runs.loc[index, ["status", "error"]] = [row["status"], row["error"]]
+    return runs
+
+
 def _flatten(run: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     spec = RunSpec.from_stored(run["spec"]).to_dict()
     row = {name: run.get(name) for name in LEADERBOARD_COLUMNS}

@@ -91,6 +91,24 @@ def test_running_run_whose_process_died_reads_as_failed(results_dir: Path) -> No
     assert row["status"] == "failed" and "killed" in row["error"]
 
 
+def test_recheck_running_notices_a_process_that_died_after_the_table_was_read(
+    results_dir: Path,
+) -> None:
+    run_dir = store.create_run(RunSpec("torch", "cnn"))
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    host = {"name": __import__("socket").gethostname()}
+    store.update_run(run_dir, status="running", pid=worker.pid, host=host)
+    table = load_runs()  # as a cache would keep it
+    assert table.iloc[0]["status"] == "running"
+    assert store.recheck_running(table).iloc[0]["status"] == "running"  # still alive
+
+    worker.kill()
+    worker.wait()
+    rechecked = store.recheck_running(table)
+    assert rechecked.iloc[0]["status"] == "failed" and "killed" in rechecked.iloc[0]["error"]
+    assert table.iloc[0]["status"] == "running"  # the cached table itself is left alone
+
+
 def test_delete_refuses_folders_outside_the_store(results_dir: Path, tmp_path: Path) -> None:
     outside = tmp_path / "precious"
     outside.mkdir()
