@@ -285,6 +285,15 @@ def _launcher() -> None:
             help="Move each training image by up to N pixels per axis, redrawn every epoch "
             "(0 = no augmentation). Validation and test images are never shifted.",
         )
+        settings["augment_rotate"] = _number(
+            "Random rotation (degrees)",
+            "augment_rotate",
+            None,
+            1,
+            placeholder=_defaults_hint("augment_rotate"),
+            help="Rotate each training image by up to N degrees either way, redrawn every "
+            "epoch (0 = off). Validation and test images are never rotated.",
+        )
         settings["dropout"] = _number("Dropout", "dropout", 0.3, 0.05)
         settings["seed"] = _number("Seed", "seed", 42, 1)
     if st.button("Start training", type="primary", key="launch_start"):

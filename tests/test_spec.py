@@ -23,6 +23,9 @@ INVALID = [
     ("step_gamma", 0.0),
     ("es_patience", -2),
     ("es_min_delta", -0.1),
+    ("augment_shift", 9),
+    ("augment_rotate", 46),
+    ("augment_rotate", 2.5),
     ("seed", -1),
     ("seed", True),
     ("train_limit", 0),
@@ -57,10 +60,11 @@ def test_training_defaults_are_the_same_for_every_framework() -> None:
 
 def test_stored_specs_from_before_augmentation_read_as_unaugmented() -> None:
     old = RunSpec("torch", "cnn", batch_size=32, lr=1e-3).to_dict()
-    del old["augment_shift"]  # run.json written before the field existed
-    assert RunSpec.from_stored(old).augment_shift == 0
+    del old["augment_shift"], old["augment_rotate"]  # run.json from before the fields existed
+    assert not RunSpec.from_stored(old).augmented
     explicit = {**old, "augment_shift": 2}
     assert RunSpec.from_stored(explicit).augment_shift == 2
+    assert RunSpec.from_stored(explicit).augment_rotate == 0
 
 
 def test_explicit_values_override_arch_defaults() -> None:
