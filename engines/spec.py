@@ -20,8 +20,10 @@ SCHEDULERS = ("plateau", "step", "cosine", "none")
 # 32 with Adam 1e-3 (DNN: 50 epochs, ReduceLROnPlateau, patience 5; CNN: 20 epochs, StepLR,
 # patience 3). Ours were chosen on full-data runs (BENCHMARKS.md, "Notes"): batch 128 with a
 # scaled LR (same accuracy, shorter epochs), random shifts (DNN 1 px: 98.13 % -> 98.68 % test;
-# CNN 2 px: 99.17 % -> 99.34 %, one seed each) and a cosine schedule over the epoch budget,
-# with an early-stopping patience long enough not to cut a run on one noisy epoch.
+# CNN 2 px: 99.17 % -> 99.34 %, one seed each), random rotations for the CNN (+-10 degrees:
+# mean test accuracy 99.42-99.45 % -> 99.48-99.52 % over 3 seeds per framework) and a cosine
+# schedule over the epoch budget, with an early-stopping patience long enough not to cut a
+# run on one noisy epoch.
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "dnn": {
         "epochs": 40,
@@ -39,7 +41,7 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
         "batch_size": 128,
         "lr": 2e-3,
         "augment_shift": 2,
-        "augment_rotate": 0,
+        "augment_rotate": 10,
     },
 }
 
