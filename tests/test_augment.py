@@ -143,3 +143,27 @@ def test_engines_train_on_augmented_images_when_the_spec_asks(
     # Harder training images: a higher training loss by the last epoch, yet it still learns.
     assert augmented_loss[-1] > plain_loss[-1]
     assert augmented.history[-1].val_accuracy > 0.6
+
+
+@pytest.mark.parametrize("augment_shift", [0, 1])
+def test_keras_takes_each_epochs_batches_from_that_epoch_only(augment_shift: int) -> None:
+    """Keras runs several steps per graph call; an epoch must still be exactly its own
+    batches (no steps borrowed from the next epoch, none left over at the end)."""
+    spec = RunSpec(
+        framework="keras",
+        arch="dnn",
+        epochs=3,
+        train_limit=600,
+        val_size=500,
+        test_limit=200,
+        batch_size=32,
+        es_patience=10,
+        augment_shift=augment_shift,
+        augment_rotate=0,
+    )
+    data = split(load_mnist(allow_download=False), val_size=500, seed=42, train_limit=600)
+    result = import_engine("keras").train(spec, data)
+
+    batches_per_epoch = -(-600 // 32)  # 19, the last one partial
+    assert int(result.model.optimizer.iterations) == 3 * batches_per_epoch
+    assert all(stats.train_loss > 0 for stats in result.history)
