@@ -18,7 +18,6 @@ three engines train the same model the same way:
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import time
@@ -42,10 +41,6 @@ NUM_CLASSES = 10
 INPUT_SHAPE = (28, 28, 1)
 EVAL_BATCH_SIZE = 1000  # for test-set evaluation and large prediction requests
 SMALL_BATCH = 256  # up to this many images are predicted in one direct call
-# Training steps per call into the compiled graph. Our callbacks act only at epoch ends, so
-# running 32 steps per call loses nothing and saves Python overhead per step: a DNN epoch
-# 2.1-2.5 -> 1.3-1.5 s at batch 128 and 6.1-6.8 -> 3.2-3.6 s at batch 32 here (BENCHMARKS.md).
-STEPS_PER_EXECUTION = 32
 
 
 # --- models ------------------------------------------------------------------------------
@@ -139,31 +134,26 @@ def to_model_input(images: np.ndarray) -> np.ndarray:
 def augmented_training_batches(
     spec: RunSpec, images: np.ndarray, labels: np.ndarray
 ) -> tf.data.Dataset:
-    """Training batches for an augmented spec: a ``tf.data`` dataset one epoch long that
-    ``fit`` iterates afresh every epoch, each time over the next epoch's images.
+    """Training batches for an augmented spec, as one ``tf.data`` stream over all epochs.
 
     Each epoch's images come from :func:`engines.augment.epoch_images` (the same images
     the other engines see), visited in a fresh seeded order. One Python call per epoch builds
     the epoch's array and ``tf.data`` cuts it into batches inside the graph; a ``PyDataset``
     makes one Python call per batch, which cost more than the DNN's training step here.
-    One epoch per iteration (not one stream over all epochs with ``steps_per_epoch``) keeps
-    epochs apart with ``steps_per_execution``: Keras runs whole executions, which would take
-    the next epoch's first batches into this one.
     """
     rng = np.random.default_rng(spec.seed)
-    epochs_started = itertools.count(1)
 
-    def next_epoch_arrays() -> tuple[np.ndarray, np.ndarray]:
+    def epoch_arrays(epoch: np.int64) -> tuple[np.ndarray, np.ndarray]:
         order = rng.permutation(len(images))
-        augmented = epoch_images(images, spec, next(epochs_started))
+        augmented = epoch_images(images, spec, int(epoch))
         return to_model_input(augmented[order]), labels[order]
 
-    def load_epoch(_):
-        x, y = tf.numpy_function(next_epoch_arrays, [], (tf.float32, tf.as_dtype(labels.dtype)))
+    def load_epoch(epoch):
+        x, y = tf.numpy_function(epoch_arrays, [epoch], (tf.float32, tf.as_dtype(labels.dtype)))
         return tf.ensure_shape(x, (len(images), *INPUT_SHAPE)), tf.ensure_shape(y, (len(images),))
 
-    one_epoch = tf.data.Dataset.range(1).map(load_epoch)
-    batches = one_epoch.flat_map(
+    epochs = tf.data.Dataset.range(1, spec.epochs + 1).map(load_epoch)
+    batches = epochs.flat_map(
         lambda x, y: tf.data.Dataset.from_tensor_slices((x, y)).batch(spec.batch_size)
     )
     return batches.prefetch(1)
@@ -175,6 +165,7 @@ def training_data(spec: RunSpec, data: Split) -> dict:
     if spec.augmented:
         return {
             "x": augmented_training_batches(spec, data.x_train, data.y_train),
+            "steps_per_epoch": math.ceil(len(data.x_train) / spec.batch_size),
             "shuffle": False,  # each epoch's order is drawn above
         }
     return {
@@ -285,7 +276,6 @@ def compile_model(model: keras.Model, lr: float) -> None:
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         jit_compile=False,  # XLA did not pay off on CPU for models this small
-        steps_per_execution=STEPS_PER_EXECUTION,
     )
 
 
