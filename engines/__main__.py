@@ -70,8 +70,7 @@ def add_spec_options(parser: argparse.ArgumentParser) -> None:
 SPEC_OPTIONS = [
     "epochs", "batch_size", "lr", "dropout", "scheduler", "plateau_factor", "plateau_patience",
     "step_size", "step_gamma", "es_patience", "es_min_delta", "augment_shift", "augment_rotate",
-    "seed",
-    "train_limit", "val_size", "test_limit", "notes",
+    "seed", "train_limit", "val_size", "test_limit", "notes",
 ]  # fmt: skip
 
 

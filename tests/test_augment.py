@@ -147,8 +147,8 @@ def test_engines_train_on_augmented_images_when_the_spec_asks(
 
 @pytest.mark.parametrize("augment_shift", [0, 1])
 def test_keras_takes_each_epochs_batches_from_that_epoch_only(augment_shift: int) -> None:
-    """Keras runs several steps per graph call; an epoch must still be exactly its own
-    batches (no steps borrowed from the next epoch, none left over at the end)."""
+    """Each Keras epoch is exactly its own batches: none borrowed from the next epoch's
+    images, none missing at the end (the augmented input is one stream over all epochs)."""
     spec = RunSpec(
         framework="keras",
         arch="dnn",
