@@ -104,9 +104,11 @@ def test_torch_dropout_drops_p_of_activations_and_rescales_the_rest() -> None:
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_the_same_seed_gives_the_same_run(framework: str, mnist: Mnist) -> None:
     """A run can be reproduced from its spec: same seed, same curves and test predictions.
-    With shifts on, so that the augmented images and the dropout masks are covered too."""
+    With shifts and rotations on, so that the augmented images and the dropout masks are
+    covered too."""
     first, again = (
-        train_tiny(framework, mnist, epochs=3, augment_shift=1, dropout=0.3) for _ in range(2)
+        train_tiny(framework, mnist, epochs=3, augment_shift=1, augment_rotate=10, dropout=0.3)
+        for _ in range(2)
     )
     assert [s.train_loss for s in first.result.history] == [
         s.train_loss for s in again.result.history
