@@ -244,6 +244,18 @@ def prepare(spec) -> Split:  # spec: engines.spec.RunSpec (kept untyped to avoid
     )
 
 
+def standardize(images: np.ndarray) -> np.ndarray:
+    """The formula behind :func:`normalize`, for any pixel array in 0..255."""
+    return ((images.astype(np.float32) / 255.0) - MEAN) / STD
+
+
+# standardize() of every possible uint8 pixel: looking values up is ~3x faster than the
+# arithmetic over 55,000 images (it runs every augmented epoch) and gives the same floats.
+NORMALIZED_UINT8 = standardize(np.arange(256, dtype=np.uint8))
+
+
 def normalize(images: np.ndarray) -> np.ndarray:
     """uint8 (N, 28, 28) -> float32 (N, 28, 28), standardised with the MNIST mean/std."""
-    return ((images.astype(np.float32) / 255.0) - MEAN) / STD
+    if images.dtype == np.uint8:
+        return NORMALIZED_UINT8[images]
+    return standardize(images)

@@ -168,3 +168,13 @@ def test_normalize_uses_the_shared_mean_and_std() -> None:
     assert out.dtype == np.float32
     assert out[0, 0, 0] == pytest.approx(-data.MEAN / data.STD)
     assert out[0, 0, 1] == pytest.approx((1 - data.MEAN) / data.STD)
+
+
+def test_normalize_gives_the_same_floats_for_uint8_and_for_other_pixel_types() -> None:
+    every_pixel = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)
+    looked_up = data.normalize(every_pixel)
+    computed = data.normalize(every_pixel.astype(np.float64))
+    assert looked_up.dtype == computed.dtype == np.float32
+    assert np.array_equal(looked_up, computed)
+    exact = (every_pixel / 255.0 - data.MEAN) / data.STD
+    assert np.allclose(looked_up, exact, rtol=0, atol=1e-6)
