@@ -145,13 +145,16 @@ def test_engines_train_on_augmented_images_when_the_spec_asks(
     assert augmented.history[-1].val_accuracy > 0.6
 
 
-@pytest.mark.parametrize("augment_shift", [0, 1])
-def test_keras_takes_each_epochs_batches_from_that_epoch_only(augment_shift: int) -> None:
+@pytest.mark.parametrize(("arch", "augment_shift"), [("dnn", 0), ("dnn", 1), ("cnn", 1)])
+def test_keras_takes_each_epochs_batches_from_that_epoch_only(
+    arch: str, augment_shift: int
+) -> None:
     """Each Keras epoch is exactly its own batches: none borrowed from the next epoch's
-    images, none missing at the end (the augmented input is one stream over all epochs)."""
+    images, none missing at the end, whatever the training steps per graph call
+    (``STEPS_PER_EXECUTION`` differs between the architectures)."""
     spec = RunSpec(
         framework="keras",
-        arch="dnn",
+        arch=arch,
         epochs=3,
         train_limit=600,
         val_size=500,
