@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from engines import load_runs, store
+from engines import load_runs, runner, store
 from engines.spec import RunSpec
 from tests.conftest import PROJECT_ROOT
 
@@ -81,12 +81,16 @@ def test_unreadable_parquet_raises_store_error(results_dir: Path) -> None:
         store.read_history(run_dir)
 
 
+def mark_running(run_dir: Path, pid: int) -> None:
+    """What the runner writes when process ``pid`` on this machine starts training."""
+    store.update_run(run_dir, status="running", pid=pid, host=runner.host_info())
+
+
 def test_running_run_whose_process_died_reads_as_failed(results_dir: Path) -> None:
     run_dir = store.create_run(RunSpec("torch", "cnn"))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    host = {"name": __import__("socket").gethostname()}
-    store.update_run(run_dir, status="running", pid=dead.pid, host=host)
+    mark_running(run_dir, dead.pid)
     row = load_runs().iloc[0]
     assert row["status"] == "failed" and "killed" in row["error"]
 
@@ -96,8 +100,7 @@ def test_recheck_running_notices_a_process_that_died_after_the_table_was_read(
 ) -> None:
     run_dir = store.create_run(RunSpec("torch", "cnn"))
     worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    host = {"name": __import__("socket").gethostname()}
-    store.update_run(run_dir, status="running", pid=worker.pid, host=host)
+    mark_running(run_dir, worker.pid)
     table = load_runs()  # as a cache would keep it
     assert table.iloc[0]["status"] == "running"
     assert store.recheck_running(table).iloc[0]["status"] == "running"  # still alive
