@@ -23,7 +23,6 @@ def readme_default(option: str) -> str:
     ("option", "field"),
     [
         ("--epochs", "epochs"),
-        ("--es-patience", "es_patience"),
         ("--augment-shift", "augment_shift"),
         ("--augment-rotate", "augment_rotate"),
     ],
@@ -37,6 +36,8 @@ def test_readme_states_the_shared_defaults() -> None:
     spec = RunSpec("torch", "dnn")
     assert readme_default("--batch-size") == str(ARCH_DEFAULTS["cnn"]["batch_size"])
     assert readme_default("--batch-size") == str(spec.batch_size)
+    assert readme_default("--es-patience") == str(ARCH_DEFAULTS["cnn"]["es_patience"])
+    assert readme_default("--es-patience") == str(spec.es_patience)
     assert readme_default("--dropout") == str(spec.dropout)
     assert readme_default("--seed") == str(spec.seed)
     assert readme_default("--scheduler") == f"`{spec.scheduler}`"

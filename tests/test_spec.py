@@ -45,7 +45,7 @@ def test_invalid_field_is_rejected_with_its_name(field: str, value: object) -> N
 def test_arch_defaults_are_the_documented_ones() -> None:
     dnn, cnn = RunSpec("keras", "dnn"), RunSpec("keras", "cnn")
     assert (dnn.epochs, dnn.scheduler, dnn.es_patience, dnn.augment_shift) == (40, "cosine", 10, 1)
-    assert (cnn.epochs, cnn.scheduler, cnn.es_patience, cnn.augment_shift) == (20, "cosine", 5, 2)
+    assert (cnn.epochs, cnn.scheduler, cnn.es_patience, cnn.augment_shift) == (20, "cosine", 10, 2)
     assert (dnn.augment_rotate, cnn.augment_rotate) == (0, 10)
     assert (dnn.dropout, dnn.val_size) == (0.3, 5000)
 
