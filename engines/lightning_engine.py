@@ -27,6 +27,7 @@ from engines.data import Split
 from engines.spec import RunSpec
 from engines.torch_engine import (
     ShuffledBatches,
+    TrainingImages,
     build_model,
     count_trainable,
     current_lr,
@@ -149,7 +150,7 @@ class MnistData(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         epoch = self.trainer.current_epoch + 1 if self.trainer else 1
         images = epoch_images(self.data.x_train, self.spec, epoch)
-        train_set = TensorDataset(*to_tensors(images, self.data.y_train))
+        train_set = TrainingImages(images, self.data.y_train)
         # batch_size=None: the sampler yields index batches, so no per-sample fetch and collate.
         return DataLoader(train_set, sampler=self.train_batches, batch_size=None)
 

@@ -101,6 +101,30 @@ def test_torch_dropout_drops_p_of_activations_and_rescales_the_rest() -> None:
     assert torch.equal(dropout.eval()(x), x)
 
 
+def test_torch_training_batches_hold_the_shared_normalised_pixels() -> None:
+    """The PyTorch engines normalise each training batch as it is fetched; the floats must be
+    the ones every other engine (and evaluation) gets from ``engines.data.normalize``."""
+    import_engine("torch")
+    import torch
+
+    from engines.data import normalize
+    from engines.torch_engine import TrainingImages
+
+    # Eight 16x16 images, each holding every uint8 value once, each in another order.
+    images = np.stack(
+        [np.roll(np.arange(256, dtype=np.uint8), k).reshape(16, 16) for k in range(8)]
+    )
+    labels = np.arange(8)
+    train_set = TrainingImages(images, labels)
+
+    inputs, targets = train_set[torch.tensor([6, 1, 3])]
+
+    assert inputs.dtype == torch.float32 and inputs.shape == (3, 1, 16, 16)
+    assert np.array_equal(inputs[:, 0].numpy(), normalize(images[[6, 1, 3]]))
+    assert targets.tolist() == [6, 1, 3]
+    assert len(train_set) == 8
+
+
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_the_same_seed_gives_the_same_run(framework: str, mnist: Mnist) -> None:
     """A run can be reproduced from its spec: same seed, same curves and test predictions.
