@@ -179,7 +179,8 @@ class TrainingImages(torch.utils.data.Dataset):
     """The training set kept as uint8; each batch is normalised as it is fetched.
 
     Normalising all 55,000 images up front, every augmented epoch, built a 172 MB float
-    copy: ~0.1 s, a tenth of a DNN epoch (BENCHMARKS.md). Indexed by a whole index batch.
+    copy: ~240 MB more peak memory and ~0.1 s per epoch in a micro-benchmark (BENCHMARKS.md).
+    Indexed by a whole index batch.
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
