@@ -171,7 +171,11 @@ def to_tensors(
 
 
 def normalize_batch(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images -> float32, exactly the floats of :func:`engines.data.normalize`."""
+    """uint8 images -> float32, exactly the floats of :func:`engines.data.normalize`.
+
+    Arithmetic rather than that function's lookup table: indexing the table with a torch
+    batch cost ~3x more per epoch here (BENCHMARKS.md).
+    """
     return images.float().div_(255.0).sub_(MEAN).div_(STD)
 
 
