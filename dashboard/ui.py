@@ -294,6 +294,15 @@ def _launcher() -> None:
             help="Rotate each training image by up to N degrees either way, redrawn every "
             "epoch (0 = off). Validation and test images are never rotated.",
         )
+        settings["augment_zoom"] = _number(
+            "Random zoom (%)",
+            "augment_zoom",
+            None,
+            1,
+            placeholder=_defaults_hint("augment_zoom"),
+            help="Scale each training image by up to N percent either way, about its centre, "
+            "redrawn every epoch (0 = off). Validation and test images are never scaled.",
+        )
         settings["dropout"] = _number("Dropout", "dropout", 0.3, 0.05)
         settings["seed"] = _number("Seed", "seed", 42, 1)
     if st.button("Start training", type="primary", key="launch_start"):

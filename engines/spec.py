@@ -34,6 +34,7 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
         "lr": 3e-3,
         "augment_shift": 1,
         "augment_rotate": 0,
+        "augment_zoom": 0,
     },
     "cnn": {
         "epochs": 20,
@@ -43,11 +44,12 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
         "lr": 2e-3,
         "augment_shift": 2,
         "augment_rotate": 10,
+        "augment_zoom": 0,
     },
 }
 
 # What a run written before a field existed did: it trained without augmentation.
-FIELDS_ADDED_LATER: dict[str, Any] = {"augment_shift": 0, "augment_rotate": 0}
+FIELDS_ADDED_LATER: dict[str, Any] = {"augment_shift": 0, "augment_rotate": 0, "augment_zoom": 0}
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class RunSpec:
     es_min_delta: float = 0.0
     augment_shift: int | None = None
     augment_rotate: int | None = None
+    augment_zoom: int | None = None
     seed: int = 42
     train_limit: int | None = None
     val_size: int = 5000
@@ -98,6 +101,7 @@ class RunSpec:
         _check_float("es_min_delta", self.es_min_delta, low=0.0, high=10.0)
         _check_int("augment_shift", self.augment_shift, low=0, high=8)
         _check_int("augment_rotate", self.augment_rotate, low=0, high=45)
+        _check_int("augment_zoom", self.augment_zoom, low=0, high=50)
         _check_int("seed", self.seed, low=0, high=2**31 - 1)
         if self.train_limit is not None:
             _check_int("train_limit", self.train_limit, low=1, high=60000)
@@ -150,7 +154,7 @@ class RunSpec:
     @property
     def augmented(self) -> bool:
         """Whether the training images change from epoch to epoch."""
-        return bool(self.augment_shift or self.augment_rotate)
+        return bool(self.augment_shift or self.augment_rotate or self.augment_zoom)
 
     @property
     def label(self) -> str:

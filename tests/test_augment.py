@@ -1,12 +1,12 @@
-"""Training-time shifts and rotations: what they do to an image, that they are reproducible
-per (seed, epoch), and that every engine trains on them when a spec asks for them."""
+"""Training-time shifts, rotations and zooms: what they do to an image, that they are
+reproducible per (seed, epoch), and that every engine trains on them when a spec asks."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from engines.augment import epoch_images, rotate_images, shift_images
+from engines.augment import epoch_images, shift_images, warp_images
 from engines.core import import_engine
 from engines.data import load_mnist, split
 from engines.spec import RunSpec
@@ -37,35 +37,50 @@ def test_pixels_shifted_off_the_edge_are_dropped_and_the_border_is_background() 
     assert set(np.unique(shifted)) <= {0, 200}
 
 
-def augmenting(shift: int, rotate: int = 0, seed: int = 7) -> RunSpec:
+def augmenting(shift: int, rotate: int = 0, seed: int = 7, zoom: int = 0) -> RunSpec:
     return RunSpec(
-        framework="torch", arch="cnn", augment_shift=shift, augment_rotate=rotate, seed=seed
+        framework="torch",
+        arch="cnn",
+        augment_shift=shift,
+        augment_rotate=rotate,
+        augment_zoom=zoom,
+        seed=seed,
     )
 
 
-class FixedAngle:
-    """Stands in for the random generator: every image gets the same angle."""
+class FixedDraws:
+    """Stands in for the random generator: every image gets the same angle, then zoom."""
 
-    def __init__(self, degrees: int) -> None:
-        self.degrees = degrees
+    def __init__(self, *values: int) -> None:
+        self.values = list(values)
 
     def integers(self, low: int, high: int, size: int) -> np.ndarray:
-        return np.full(size, self.degrees)
+        return np.full(size, self.values.pop(0))
 
 
 def test_a_quarter_turn_moves_every_pixel_exactly_and_zero_degrees_changes_nothing() -> None:
     images = np.random.default_rng(0).integers(0, 256, size=(3, 28, 28), dtype=np.uint8)
 
-    turned = rotate_images(images, 90, FixedAngle(90))
+    turned = warp_images(images, 90, 0, FixedDraws(90))
     assert all(np.array_equal(t, np.rot90(i, -1)) for t, i in zip(turned, images, strict=True))
-    assert np.array_equal(rotate_images(images, 10, FixedAngle(0)), images)
-    assert rotate_images(images, 0, np.random.default_rng(0)) is images
+    assert np.array_equal(warp_images(images, 10, 10, FixedDraws(0, 0)), images)
+    assert warp_images(images, 0, 0, np.random.default_rng(0)) is images
+
+
+def test_a_zoom_scales_about_the_centre() -> None:
+    """-50 % halves every distance from the centre: a dot 2 px off it lands 1 px off it."""
+    images = np.stack([dot_at(6, 2)])  # centre (4, 4): 2 px down, 2 px left
+
+    shrunk = warp_images(images, 0, 50, FixedDraws(-50))
+    assert np.array_equal(shrunk[0], dot_at(5, 3))
+    grown = warp_images(np.stack([dot_at(5, 3)]), 0, 100, FixedDraws(100))
+    assert grown[0, 6, 2] == 200  # and +100 % doubles it (with bilinear blur around it)
 
 
 def test_rotations_stay_within_max_degrees_and_keep_a_centred_digit_in_frame() -> None:
     digit = load_mnist(allow_download=False).x_train[:1]
     images = np.repeat(digit, 400, axis=0)
-    rotated = rotate_images(images, 10, np.random.default_rng(3))
+    rotated = warp_images(images, 10, 0, np.random.default_rng(3))
 
     assert rotated.shape == images.shape and rotated.dtype == np.uint8
     # The ink's centre of mass turns about the frame's centre by at most 10 degrees.
@@ -84,6 +99,33 @@ def test_rotations_stay_within_max_degrees_and_keep_a_centred_digit_in_frame() -
     assert ink.min() > 0.9 and ink.max() < 1.1
 
 
+def test_zooms_stay_within_max_zoom_and_use_its_range() -> None:
+    digit = load_mnist(allow_download=False).x_train[:1]
+    images = np.repeat(digit, 400, axis=0)
+    zoomed = warp_images(images, 0, 10, np.random.default_rng(3))
+
+    # The ink's spread about the frame's centre grows or shrinks with the scale.
+    rows, cols = np.mgrid[0:28, 0:28] - 13.5
+
+    def spread(image: np.ndarray) -> float:
+        weight = image.astype(float) / image.sum()
+        return float(np.sqrt((weight * (rows**2 + cols**2)).sum()))
+
+    scale = np.array([spread(z) for z in zoomed]) / spread(digit[0])
+    assert scale.min() > 0.88 and scale.max() < 1.12
+    assert scale.min() < 0.94 and scale.max() > 1.06  # the range is used both ways
+
+
+def test_rotation_only_draws_only_the_angles() -> None:
+    """Zoom off, the generator is left where the angles alone leave it, so a rotation-only
+    run's later draws (its shifts) are the ones it made before zoom existed."""
+    images = load_mnist(allow_download=False).x_train[:64]
+    used, fresh = np.random.default_rng(5), np.random.default_rng(5)
+    warp_images(images, 10, 0, used)
+    fresh.integers(-10, 11, size=64)
+    assert used.integers(0, 2**31) == fresh.integers(0, 2**31)
+
+
 def test_epoch_images_are_the_same_for_the_same_seed_and_epoch_and_differ_otherwise() -> None:
     images = load_mnist(allow_download=False).x_train[:256]
 
@@ -92,6 +134,7 @@ def test_epoch_images_are_the_same_for_the_same_seed_and_epoch_and_differ_otherw
     assert not np.array_equal(first, epoch_images(images, augmenting(2, rotate=10), epoch=2))
     assert not np.array_equal(first, epoch_images(images, augmenting(2, 10, seed=8), epoch=1))
     assert not np.array_equal(first, epoch_images(images, augmenting(2), epoch=1))
+    assert not np.array_equal(first, epoch_images(images, augmenting(2, 10, zoom=5), epoch=1))
     assert not np.array_equal(first, images)
     # Shifting never changes how much ink a digit has by more than what leaves the frame.
     assert np.abs(first.sum(axis=(1, 2)) - images.sum(axis=(1, 2)).astype(np.int64)).max() < (

@@ -25,6 +25,7 @@ def readme_default(option: str) -> str:
         ("--epochs", "epochs"),
         ("--augment-shift", "augment_shift"),
         ("--augment-rotate", "augment_rotate"),
+        ("--augment-zoom", "augment_zoom"),
     ],
 )
 def test_readme_states_each_architectures_default(option: str, field: str) -> None:

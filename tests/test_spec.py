@@ -26,6 +26,8 @@ INVALID = [
     ("augment_shift", 9),
     ("augment_rotate", 46),
     ("augment_rotate", 2.5),
+    ("augment_zoom", 51),
+    ("augment_zoom", -1),
     ("seed", -1),
     ("seed", True),
     ("train_limit", 0),
@@ -61,11 +63,18 @@ def test_training_defaults_are_the_same_for_every_framework() -> None:
 
 def test_stored_specs_from_before_augmentation_read_as_unaugmented() -> None:
     old = RunSpec("torch", "cnn", batch_size=32, lr=1e-3).to_dict()
-    del old["augment_shift"], old["augment_rotate"]  # run.json from before the fields existed
+    # run.json from before the fields existed
+    del old["augment_shift"], old["augment_rotate"], old["augment_zoom"]
     assert not RunSpec.from_stored(old).augmented
     explicit = {**old, "augment_shift": 2}
     assert RunSpec.from_stored(explicit).augment_shift == 2
     assert RunSpec.from_stored(explicit).augment_rotate == 0
+    assert RunSpec.from_stored(explicit).augment_zoom == 0
+
+
+def test_zoom_alone_counts_as_augmentation() -> None:
+    spec = RunSpec("torch", "dnn", augment_shift=0, augment_rotate=0, augment_zoom=5)
+    assert spec.augmented and not spec.replace(augment_zoom=0).augmented
 
 
 def test_explicit_values_override_arch_defaults() -> None:
