@@ -312,6 +312,42 @@ def machine() -> dict[str, Any]:
     }
 
 
+def vector_units() -> str:
+    """The CPU's widest vector instructions (from ``/proc/cpuinfo``), which set most of the
+    convolutions' speed: hosts lent to this machine have differed (AVX-512 or only AVX2)."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    flags = next(
+        (set(line.split()) for line in cpuinfo.splitlines() if line.startswith("flags")), set()
+    )
+    names = [
+        ("amx_bf16", "AMX-BF16"),
+        ("avx512_bf16", "AVX-512 BF16"),
+        ("avx512f", "AVX-512"),
+        ("avx2", "AVX2"),
+        ("fma", "FMA"),
+    ]
+    return ", ".join(label for flag, label in names if flag in flags) or "no AVX2"
+
+
+def matmul_gflops(size: int = 1024, repeats: int = 10) -> float:
+    """FP32 matrix-product throughput (NumPy's BLAS, all its threads), median of ``repeats``.
+
+    A one-second yardstick taken at the start of every invocation: absolute seconds from
+    two invocations compare only if the yardstick agrees (another host, or a busy one)."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((size, size), dtype=np.float32) for _ in range(2))
+    a @ b  # warm-up
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        seconds.append(time.perf_counter() - started)
+    return 2 * size**3 / statistics.median(seconds) / 1e9
+
+
 def memory_gb() -> float:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -350,6 +386,7 @@ def main(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
+    yardstick = {"vector_units": vector_units(), "matmul_gflops": matmul_gflops()}
     with tempfile.TemporaryDirectory(prefix="digit-lab-bench-") as tmp:
         tasks = plan(settings, Path(tmp))
         print(f"benchmark: {len(tasks)} measurements, each in its own process", flush=True)
@@ -363,7 +400,7 @@ def main(args: argparse.Namespace) -> int:
         "parts": settings.parts,
         "warmup_epochs": settings.warmup_epochs,
         "total_seconds": time.perf_counter() - started,
-        "machine": {**machine(), "threads": measured.threads},
+        "machine": {**machine(), **yardstick, "threads": measured.threads},
         "load_average": [load_before, os.getloadavg()[0]],
         "versions": versions(),
         "raw_file": display_path(raw_path),

@@ -442,7 +442,8 @@ def measured_with(meta: dict[str, Any]) -> list[str]:
     ]
     for source in meta["sources"]:
         lines.append(
-            f"- {source['date']}, {source['total_seconds'] / 60:.1f} min: `{source['command']}` "
+            f"- {source['date']}, {source['total_seconds'] / 60:.1f} min"
+            f"{yardstick_text(source.get('machine', {}))}: `{source['command']}` "
             f"(raw numbers `{source['raw_file']}`): {source['supplies']}"
         )
     if meta.get("mixed_ratios"):
@@ -732,6 +733,7 @@ def machine_section(meta: dict[str, Any]) -> str:
         f"- CPU: {machine['cpu']}, {machine['cores']} logical cores "
         f"({machine['affinity']} usable by this process), {machine['memory_gb']:.1f} GB RAM",
         f"- Platform: {machine['platform']}",
+        *yardstick_lines(machine),
         f"- Threads: {threads_text(threads)}",
         f"- Load average (1 min): {before:.2f} before the start (other work on the machine), "
         f"{after:.2f} at the end (includes the benchmark itself)",
@@ -745,6 +747,23 @@ def machine_section(meta: dict[str, Any]) -> str:
             f"latest run ({meta['date']})"
         ]
     return "\n".join(lines)
+
+
+def yardstick_lines(machine: dict[str, Any]) -> list[str]:
+    """The CPU yardstick (see ``engines.bench.matmul_gflops``); runs from before it existed
+    have none."""
+    if "matmul_gflops" not in machine:
+        return []
+    return [
+        f"- Vector units: {machine['vector_units']}; FP32 matrix product "
+        f"{machine['matmul_gflops']:.0f} GFLOP/s (NumPy, 1024×1024, at the start)"
+    ]
+
+
+def yardstick_text(machine: dict[str, Any]) -> str:
+    if "matmul_gflops" not in machine:
+        return ""
+    return f", CPU yardstick {machine['matmul_gflops']:.0f} GFLOP/s"
 
 
 def threads_text(threads: dict[str, Any]) -> str:
@@ -808,7 +827,10 @@ def combine(sources: list[tuple[Any, dict[str, Any]]]) -> tuple[Any, dict[str, A
         "interrupted_after": None,
         "sources": [
             {
-                **{name: m[name] for name in ("date", "command", "raw_file", "total_seconds")},
+                **{
+                    name: m[name]
+                    for name in ("date", "command", "raw_file", "total_seconds", "machine")
+                },
                 "supplies": supplied_text([key for key, i in owner.items() if i == index]),
             }
             for index, m in enumerate(metas)

@@ -57,6 +57,19 @@ def test_quick_bench_exits_0_and_reports_every_part(quick_run) -> None:
     assert "Quick mode" in text
 
 
+def test_report_names_the_cpu_and_its_yardstick(quick_run) -> None:
+    """Absolute seconds from two invocations compare only on a comparable CPU: each
+    invocation records its vector units and a measured matrix-product speed."""
+    report, store, _ = quick_run
+    (raw_file,) = (store / "bench").glob("*.parquet")
+    _, meta = bench_report.read_raw(raw_file)
+    assert meta["machine"]["matmul_gflops"] > 1  # any real CPU; a broken timer gives 0 or inf
+    assert meta["machine"]["matmul_gflops"] < 1e5
+    machine = report.read_text().split("## Machine and versions")[1]
+    assert f"{meta['machine']['matmul_gflops']:.0f} GFLOP/s" in machine
+    assert f"Vector units: {meta['machine']['vector_units']}" in machine
+
+
 def test_quick_bench_computes_the_targets_it_measured(quick_run) -> None:
     text = quick_run[0].read_text()
     targets = text.split("## Targets (issue #4)")[1].split("##")[0]
@@ -126,6 +139,7 @@ def test_a_later_partial_run_replaces_only_what_it_measured(quick_run, tmp_path:
     text = combined.read_text()
     assert "Combined from 2 invocations" in text
     assert "`python -m engines bench --x`" in text and "--quick --framework torch" in text
+    assert text.count("CPU yardstick") == 2  # one per invocation
     accuracy = text.split("## Accuracy")[1].split("##")[0]
     assert "43.21 ± 0.00 %" in accuracy or "| 43.21 %" in accuracy
     speed = text.split("## Speed per epoch")[1].split("##")[0]
