@@ -313,8 +313,9 @@ def machine() -> dict[str, Any]:
 
 
 def vector_units() -> str:
-    """The CPU's widest vector instructions (from ``/proc/cpuinfo``), which set most of the
-    convolutions' speed: hosts lent to this machine have differed (AVX-512 or only AVX2)."""
+    """The CPU's vector instructions (from ``/proc/cpuinfo``), which set most of the
+    convolutions' speed: hosts differ between sessions (one with AVX2 and no AVX-512 ran a
+    CNN step ~2.5x slower than the hosts before it)."""
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text()
     except OSError:
