@@ -316,13 +316,12 @@ def vector_units() -> str:
     """The CPU's vector instructions (from ``/proc/cpuinfo``), which set most of the
     convolutions' speed: hosts differ between sessions (one with AVX2 and no AVX-512 ran a
     CNN step ~2.5x slower than the hosts before it)."""
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-    except OSError:
+    from engines.runner import cpuinfo_value
+
+    line = cpuinfo_value("flags")
+    if line is None:
         return "unknown"
-    flags = next(
-        (set(line.split()) for line in cpuinfo.splitlines() if line.startswith("flags")), set()
-    )
+    flags = set(line.split())
     names = [
         ("amx_bf16", "AMX-BF16"),
         ("avx512_bf16", "AVX-512 BF16"),

@@ -63,13 +63,18 @@ def host_info() -> dict[str, Any]:
 
 
 def cpu_model() -> str:
+    return cpuinfo_value("model name") or platform.processor() or "unknown"
+
+
+def cpuinfo_value(key: str) -> str | None:
+    """The first ``key`` line's value in ``/proc/cpuinfo``; ``None`` where there is none."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(key):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    return None
 
 
 def execute(run_dir: Path, on_epoch: Callable[[EpochStats], None] | None = None) -> dict:
