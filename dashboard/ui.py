@@ -303,6 +303,17 @@ def _launcher() -> None:
             help="Scale each training image by up to N percent either way, about its centre, "
             "redrawn every epoch (0 = off). Validation and test images are never scaled.",
         )
+        settings["label_smoothing"] = _number(
+            "Label smoothing",
+            "label_smoothing",
+            None,
+            0.05,
+            format="%.2f",
+            placeholder=_defaults_hint("label_smoothing"),
+            help="Train towards targets that give this much probability to all ten classes "
+            "together (0 = off). The validation and test losses stay plain cross-entropy, "
+            "so curves compare with runs without it.",
+        )
         settings["dropout"] = _number("Dropout", "dropout", 0.3, 0.05)
         settings["seed"] = _number("Seed", "seed", 42, 1)
     if st.button("Start training", type="primary", key="launch_start"):

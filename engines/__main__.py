@@ -64,6 +64,12 @@ def add_spec_options(parser: argparse.ArgumentParser) -> None:
         help="scale each training image by up to N percent either way, redrawn every epoch "
         "(0 = off)",
     )
+    group.add_argument(
+        "--label-smoothing",
+        type=float,
+        help="train towards targets with this much probability spread over all classes "
+        "(0 = off); the validation and test losses stay plain cross-entropy",
+    )
     group.add_argument("--seed", type=int, default=d.seed, help="seed, default %(default)s")
     group.add_argument(
         "--train-limit", type=int, help="use only the first N training images (quick runs)"
@@ -76,7 +82,7 @@ def add_spec_options(parser: argparse.ArgumentParser) -> None:
 SPEC_OPTIONS = [
     "epochs", "batch_size", "lr", "dropout", "scheduler", "plateau_factor", "plateau_patience",
     "step_size", "step_gamma", "es_patience", "es_min_delta", "augment_shift", "augment_rotate",
-    "augment_zoom", "seed", "train_limit", "val_size", "test_limit", "notes",
+    "augment_zoom", "label_smoothing", "seed", "train_limit", "val_size", "test_limit", "notes",
 ]  # fmt: skip
 
 

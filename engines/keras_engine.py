@@ -14,6 +14,9 @@ three engines train the same model the same way:
 * The weights kept are those of the lowest validation loss (:class:`BestWeights`), as the
   other engines' checkpoints do. ``EarlyStopping(restore_best_weights=True)`` would instead
   keep the last epoch that beat the best by ``min_delta`` (the same thing when it is 0).
+* With label smoothing, Keras's own ``val_loss`` would be the smoothed objective; the other
+  engines report and monitor plain cross-entropy on the validation set, so here a
+  ``cross_entropy`` metric does (:func:`val_loss_key`).
 """
 
 from __future__ import annotations
@@ -200,7 +203,7 @@ def scheduler_callbacks(spec: RunSpec) -> list[keras.callbacks.Callback]:
     if spec.scheduler == "plateau":
         return [
             keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss",
+                monitor=val_loss_key(spec),
                 factor=spec.plateau_factor,
                 patience=spec.plateau_patience + 1,  # see the module docstring
                 min_delta=0.0,  # any decrease counts as an improvement, as in PyTorch
@@ -238,9 +241,10 @@ class EpochRecorder(keras.callbacks.Callback):
     so by our ``on_epoch_begin`` the rate for this epoch has been set.
     """
 
-    def __init__(self, on_epoch: OnEpoch | None) -> None:
+    def __init__(self, on_epoch: OnEpoch | None, val_loss: str = "val_loss") -> None:
         super().__init__()
         self.on_epoch = on_epoch
+        self.val_loss = val_loss
         self.history: list[EpochStats] = []
         self._lr = float("nan")
         self._started = 0.0
@@ -255,7 +259,7 @@ class EpochRecorder(keras.callbacks.Callback):
             epoch=epoch + 1,
             train_loss=float(logs["loss"]),
             train_accuracy=float(logs["accuracy"]),
-            val_loss=float(logs["val_loss"]),
+            val_loss=float(logs[self.val_loss]),
             val_accuracy=float(logs["val_accuracy"]),
             lr=self._lr,
             epoch_seconds=time.perf_counter() - self._started,
@@ -271,13 +275,17 @@ class BestWeights(keras.callbacks.Callback):
     Works whether training stopped early or ran all its epochs.
     """
 
+    def __init__(self, val_loss: str = "val_loss") -> None:
+        super().__init__()
+        self.val_loss = val_loss
+
     def on_train_begin(self, logs: dict | None = None) -> None:
         self.best_loss = math.inf
         self.best_epoch = 0  # 1-based; 0 until an epoch has a finite val loss
         self.best_weights: list | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        val_loss = float((logs or {})["val_loss"])
+        val_loss = float((logs or {})[self.val_loss])
         if val_loss < self.best_loss:
             self.best_loss, self.best_epoch = val_loss, epoch + 1
             self.best_weights = self.model.get_weights()  # includes BatchNorm statistics
@@ -288,11 +296,42 @@ class BestWeights(keras.callbacks.Callback):
 
 
 # --- training ----------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package="digit_lab")
+class SparseSmoothedCrossentropy(keras.losses.Loss):
+    """``CategoricalCrossentropy(label_smoothing=...)`` on integer labels (Keras's sparse
+    cross-entropy has no smoothing). The targets become ``one_hot * (1 - s) + s / 10``, as
+    in PyTorch's ``cross_entropy(label_smoothing=s)``."""
+
+    def __init__(self, label_smoothing: float, name: str = "smoothed_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
+        targets = keras.ops.one_hot(labels, NUM_CLASSES)
+        return keras.losses.categorical_crossentropy(
+            targets, y_pred, label_smoothing=self.label_smoothing
+        )
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+def val_loss_key(spec: RunSpec) -> str:
+    """The log entry holding the plain validation cross-entropy (see the module docstring)."""
+    return "val_cross_entropy" if spec.label_smoothing else "val_loss"
+
+
 def compile_model(model: keras.Model, spec: RunSpec) -> None:
+    if spec.label_smoothing:
+        loss = SparseSmoothedCrossentropy(spec.label_smoothing)
+        metrics = ["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="cross_entropy")]
+    else:
+        loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=spec.lr, epsilon=core.ADAM_EPSILON),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        loss=loss,
+        metrics=metrics,
         jit_compile=False,  # XLA did not pay off on CPU for models this small
         steps_per_execution=STEPS_PER_EXECUTION[spec.arch],
     )
@@ -305,14 +344,15 @@ def train(spec: RunSpec, data: Split, on_epoch: OnEpoch | None = None) -> RunRes
     model = build_model(spec.arch, spec.dropout)
     compile_model(model, spec)
 
+    val_loss = val_loss_key(spec)
     early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_loss",
+        monitor=val_loss,
         patience=spec.es_patience,
         min_delta=spec.es_min_delta,
         restore_best_weights=False,  # BestWeights does it (see the module docstring)
     )
-    best = BestWeights()
-    recorder = EpochRecorder(on_epoch)
+    best = BestWeights(val_loss)
+    recorder = EpochRecorder(on_epoch, val_loss)
     model.fit(
         **training_data(spec, data),
         validation_data=(to_model_input(data.x_val), data.y_val),
@@ -323,16 +363,17 @@ def train(spec: RunSpec, data: Split, on_epoch: OnEpoch | None = None) -> RunRes
     )
 
     x_test = to_model_input(data.x_test)
-    test_loss, test_accuracy = model.evaluate(
-        x_test, data.y_test, batch_size=EVAL_BATCH_SIZE, verbose=0
+    test = model.evaluate(
+        x_test, data.y_test, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True
     )
+    test_loss = test["cross_entropy" if spec.label_smoothing else "loss"]
     probabilities = model.predict(x_test, batch_size=EVAL_BATCH_SIZE, verbose=0)
     return RunResult(
         history=recorder.history,
         best_epoch=best.best_epoch or len(recorder.history),
         stopped_epoch=len(recorder.history),
         test_loss=float(test_loss),
-        test_accuracy=float(test_accuracy),
+        test_accuracy=float(test["accuracy"]),
         test_probabilities=np.asarray(probabilities, dtype=np.float32),
         trainable_params=count_trainable(model),
         model=model,

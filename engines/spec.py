@@ -35,6 +35,7 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
         "augment_shift": 1,
         "augment_rotate": 0,
         "augment_zoom": 0,
+        "label_smoothing": 0.0,
     },
     "cnn": {
         "epochs": 20,
@@ -45,11 +46,17 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
         "augment_shift": 2,
         "augment_rotate": 10,
         "augment_zoom": 0,
+        "label_smoothing": 0.0,
     },
 }
 
 # What a run written before a field existed did: it trained without augmentation.
-FIELDS_ADDED_LATER: dict[str, Any] = {"augment_shift": 0, "augment_rotate": 0, "augment_zoom": 0}
+FIELDS_ADDED_LATER: dict[str, Any] = {
+    "augment_shift": 0,
+    "augment_rotate": 0,
+    "augment_zoom": 0,
+    "label_smoothing": 0.0,
+}
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,7 @@ class RunSpec:
     augment_shift: int | None = None
     augment_rotate: int | None = None
     augment_zoom: int | None = None
+    label_smoothing: float | None = None
     seed: int = 42
     train_limit: int | None = None
     val_size: int = 5000
@@ -102,6 +110,9 @@ class RunSpec:
         _check_int("augment_shift", self.augment_shift, low=0, high=8)
         _check_int("augment_rotate", self.augment_rotate, low=0, high=45)
         _check_int("augment_zoom", self.augment_zoom, low=0, high=50)
+        _check_float(
+            "label_smoothing", self.label_smoothing, low=0.0, high=1.0, high_inclusive=False
+        )
         _check_int("seed", self.seed, low=0, high=2**31 - 1)
         if self.train_limit is not None:
             _check_int("train_limit", self.train_limit, low=1, high=60000)

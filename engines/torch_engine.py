@@ -229,8 +229,10 @@ def train_one_epoch(
     optimizer: torch.optim.Optimizer,
     train_set: TrainingImages,
     batches: ShuffledBatches,
+    label_smoothing: float = 0.0,
 ) -> tuple[float, float]:
-    """One pass in train mode; returns the epoch's mean loss and accuracy over its samples."""
+    """One pass in train mode; returns the epoch's mean loss (the training objective, label
+    smoothing included) and accuracy over its samples."""
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64)
     correct = torch.zeros((), dtype=torch.int64)
@@ -238,7 +240,7 @@ def train_one_epoch(
         inputs, targets = train_set[idx]
         optimizer.zero_grad(set_to_none=True)
         logits = model(inputs)
-        loss = F.cross_entropy(logits, targets)
+        loss = F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
         loss.backward()
         optimizer.step()
         # Accumulate as tensors: no .item() per step.
@@ -322,7 +324,9 @@ def train(spec: RunSpec, data: Split, on_epoch: OnEpoch | None = None) -> RunRes
         lr = current_lr(optimizer)
         if spec.augmented:
             train_set = TrainingImages(epoch_images(data.x_train, spec, epoch), data.y_train)
-        train_loss, train_accuracy = train_one_epoch(model, optimizer, train_set, batches)
+        train_loss, train_accuracy = train_one_epoch(
+            model, optimizer, train_set, batches, spec.label_smoothing
+        )
         val_loss, val_accuracy = evaluate(model, x_val, y_val)
         step_scheduler(scheduler, val_loss)
         stats = EpochStats(
