@@ -26,7 +26,7 @@ if "MNIST_DIR" not in os.environ and SHARED_MNIST.is_dir():
 TINY_RUN_OPTIONS = [
     "--epochs", "2", "--train-limit", "3000", "--val-size", "1000", "--test-limit", "1000",
     "--batch-size", "32", "--lr", "0.001", "--augment-shift", "0", "--augment-rotate", "0",
-    "--augment-zoom", "0",
+    "--augment-zoom", "0", "--label-smoothing", "0",
 ]  # fmt: skip
 
 

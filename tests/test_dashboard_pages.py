@@ -151,7 +151,14 @@ def test_sidebar_start_queues_one_job_per_chosen_pair_with_the_chosen_settings(
     assert sorted(s.label for s in specs) == ["torch/cnn", "torch/dnn"]
     assert {(s.epochs, s.train_limit, s.seed) for s in specs} == {(3, 1000, 7)}
     # Left empty: each arch's default.
-    fields = ("scheduler", "es_patience", "augment_shift", "augment_rotate", "augment_zoom")
+    fields = (
+        "scheduler",
+        "es_patience",
+        "augment_shift",
+        "augment_rotate",
+        "augment_zoom",
+        "label_smoothing",
+    )
     assert {s.arch: tuple(getattr(s, f) for f in fields) for s in specs} == {
         arch: tuple(ARCH_DEFAULTS[arch][f] for f in fields) for arch in ("dnn", "cnn")
     }

@@ -191,6 +191,45 @@ def test_saved_model_reproduces_the_reported_test_results(
     assert accuracy > 0.7  # 300 images are plenty to get far above chance (10 %)
 
 
+# --- label smoothing ---------------------------------------------------------------------
+SMOOTHING = 0.5
+
+
+def smoothed_target_entropy(smoothing: float, classes: int = 10) -> float:
+    """The lowest value the smoothed objective can take: the entropy of its targets (1.68
+    for 0.5; the plain cross-entropy of a model that has learned anything is far lower)."""
+    high, low = 1 - smoothing + smoothing / classes, smoothing / classes
+    return -(high * math.log(high) + (classes - 1) * low * math.log(low))
+
+
+@pytest.fixture(scope="module", params=FRAMEWORKS)
+def smoothed(request: pytest.FixtureRequest, mnist: Mnist) -> TinyRun:
+    return train_tiny(request.param, mnist, epochs=4, scheduler="none", label_smoothing=SMOOTHING)
+
+
+def test_label_smoothing_makes_the_training_loss_the_smoothed_objective(
+    smoothed: TinyRun,
+) -> None:
+    floor = smoothed_target_entropy(SMOOTHING)
+    assert all(stats.train_loss >= floor - 1e-4 for stats in smoothed.result.history)
+
+
+def test_label_smoothing_leaves_validation_and_test_losses_plain_cross_entropy(
+    smoothed: TinyRun, tmp_path: Path
+) -> None:
+    run, engine = smoothed, import_engine(smoothed.spec.framework)
+    engine.save_model(run.result, tmp_path)
+    probabilities = engine.load_predictor(tmp_path).predict_proba(run.data.x_val)
+
+    val_loss = log_loss(probabilities, run.data.y_val)
+    assert val_loss == pytest.approx(
+        run.result.history[run.result.best_epoch - 1].val_loss, rel=1e-3
+    )
+    assert val_loss < smoothed_target_entropy(SMOOTHING)  # the smoothed loss cannot be this low
+    test_loss = log_loss(run.result.test_probabilities, run.data.y_test)
+    assert run.result.test_loss == pytest.approx(test_loss, rel=1e-3)
+
+
 # --- learning-rate schedules -------------------------------------------------------------
 def expected_schedule(spec: RunSpec, epochs: int) -> list[float]:
     """The LR used in each epoch 1..epochs, written out from the schedule's definition."""

@@ -26,6 +26,7 @@ def readme_default(option: str) -> str:
         ("--augment-shift", "augment_shift"),
         ("--augment-rotate", "augment_rotate"),
         ("--augment-zoom", "augment_zoom"),
+        ("--label-smoothing", "label_smoothing"),
     ],
 )
 def test_readme_states_each_architectures_default(option: str, field: str) -> None:

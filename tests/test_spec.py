@@ -28,6 +28,9 @@ INVALID = [
     ("augment_rotate", 2.5),
     ("augment_zoom", 51),
     ("augment_zoom", -1),
+    ("label_smoothing", 1.0),
+    ("label_smoothing", -0.1),
+    ("label_smoothing", "some"),
     ("seed", -1),
     ("seed", True),
     ("train_limit", 0),
@@ -65,7 +68,9 @@ def test_stored_specs_from_before_augmentation_read_as_unaugmented() -> None:
     old = RunSpec("torch", "cnn", batch_size=32, lr=1e-3).to_dict()
     # run.json from before the fields existed
     del old["augment_shift"], old["augment_rotate"], old["augment_zoom"]
+    del old["label_smoothing"]
     assert not RunSpec.from_stored(old).augmented
+    assert RunSpec.from_stored(old).label_smoothing == 0.0
     explicit = {**old, "augment_shift": 2}
     assert RunSpec.from_stored(explicit).augment_shift == 2
     assert RunSpec.from_stored(explicit).augment_rotate == 0
