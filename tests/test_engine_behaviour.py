@@ -68,6 +68,13 @@ def lr_column(run: TinyRun) -> list[float]:
     return [stats.lr for stats in run.result.history]
 
 
+def saved_and_reloaded_probabilities(run: TinyRun, images: np.ndarray, folder: Path) -> np.ndarray:
+    """``images`` through the run's model after a save and a load, as the dashboard sees it."""
+    engine = import_engine(run.spec.framework)
+    engine.save_model(run.result, folder)
+    return engine.load_predictor(folder).predict_proba(images)
+
+
 def log_loss(probabilities: np.ndarray, labels: np.ndarray) -> float:
     p_true = probabilities[np.arange(len(labels)), labels].astype(np.float64)
     return float(-np.mean(np.log(p_true)))
@@ -165,9 +172,8 @@ def test_training_stops_patience_epochs_after_the_best_val_loss(early_stopped: T
 def test_saved_model_has_the_best_epochs_weights_not_the_last(
     early_stopped: TinyRun, tmp_path: Path
 ) -> None:
-    run, engine = early_stopped, import_engine(early_stopped.spec.framework)
-    engine.save_model(run.result, tmp_path)
-    probabilities = engine.load_predictor(tmp_path).predict_proba(run.data.x_val)
+    run = early_stopped
+    probabilities = saved_and_reloaded_probabilities(run, run.data.x_val, tmp_path)
 
     val_loss = log_loss(probabilities, run.data.y_val)
     best = run.result.history[run.result.best_epoch - 1].val_loss
@@ -179,9 +185,8 @@ def test_saved_model_has_the_best_epochs_weights_not_the_last(
 def test_saved_model_reproduces_the_reported_test_results(
     early_stopped: TinyRun, tmp_path: Path
 ) -> None:
-    run, engine = early_stopped, import_engine(early_stopped.spec.framework)
-    engine.save_model(run.result, tmp_path)
-    probabilities = engine.load_predictor(tmp_path).predict_proba(run.data.x_test)
+    run = early_stopped
+    probabilities = saved_and_reloaded_probabilities(run, run.data.x_test, tmp_path)
 
     assert probabilities.shape == run.result.test_probabilities.shape == (200, 10)
     np.testing.assert_allclose(probabilities, run.result.test_probabilities, atol=1e-5)
@@ -217,9 +222,8 @@ def test_label_smoothing_makes_the_training_loss_the_smoothed_objective(
 def test_label_smoothing_leaves_validation_and_test_losses_plain_cross_entropy(
     smoothed: TinyRun, tmp_path: Path
 ) -> None:
-    run, engine = smoothed, import_engine(smoothed.spec.framework)
-    engine.save_model(run.result, tmp_path)
-    probabilities = engine.load_predictor(tmp_path).predict_proba(run.data.x_val)
+    run = smoothed
+    probabilities = saved_and_reloaded_probabilities(run, run.data.x_val, tmp_path)
 
     val_loss = log_loss(probabilities, run.data.y_val)
     assert val_loss == pytest.approx(
