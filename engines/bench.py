@@ -73,7 +73,8 @@ How long (2-core machine, nothing else running):
   inference ≈ 2 min, dashboard < 1 min
 To trim: --max-epochs N (caps the trainings: no longer the default spec), --seeds 2,
 --parts …, --train-limit N. --quick proves the command works in 1-3 minutes and writes
-results/bench/BENCHMARKS-quick.md, never BENCHMARKS.md.
+results/bench/BENCHMARKS-quick.md, never BENCHMARKS.md. A run of some parts or pairs only
+writes results/bench/BENCHMARKS-<time>.md; --report-from merges it with earlier raw files.
 """.format(cnn_epochs=ARCH_DEFAULTS["cnn"]["epochs"], dnn_epochs=ARCH_DEFAULTS["dnn"]["epochs"])
 
 
@@ -128,8 +129,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--output",
         type=Path,
-        help="Markdown file (default: BENCHMARKS.md; with --quick: "
-        "results/bench/BENCHMARKS-quick.md, so a quick run never replaces the real numbers)",
+        help="Markdown file (default: BENCHMARKS.md for a run of every part and pair; "
+        "results/bench/BENCHMARKS-quick.md with --quick and results/bench/BENCHMARKS-<time>.md "
+        "for a run of some parts or pairs, so neither replaces the full tables)",
     )
     parser.add_argument(
         "--report-from",
@@ -186,6 +188,21 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         dashboard_repeats=3 if quick else 5,
         quick=quick,
     )
+
+
+def is_partial(settings: Settings) -> bool:
+    """Whether this invocation leaves some part or pair unmeasured."""
+    return len(settings.parts) < len(PARTS) or len(settings.pairs) < len(FRAMEWORKS) * len(ARCHS)
+
+
+def default_output(settings: Settings, bench_dir: Path, stamp: str) -> Path:
+    """Where the report goes without ``--output``. Only a full, non-quick run rewrites
+    BENCHMARKS.md: a partial report would drop the tables of everything it did not measure."""
+    if settings.quick:
+        return bench_dir / "BENCHMARKS-quick.md"
+    if is_partial(settings):
+        return bench_dir / f"BENCHMARKS-{stamp}.md"
+    return PROJECT_ROOT / "BENCHMARKS.md"
 
 
 # --- the plan: one task per child process ------------------------------------------------
@@ -376,12 +393,10 @@ def main(args: argparse.Namespace) -> int:
         print(f"python -m engines bench: error: {err}", file=sys.stderr)
         return 1
     bench_dir = store.results_dir() / "bench"
-    output = args.output or (
-        bench_dir / "BENCHMARKS-quick.md" if settings.quick else PROJECT_ROOT / "BENCHMARKS.md"
-    )
     started_at = datetime.now(UTC)
     stamp = started_at.strftime("%Y%m%d-%H%M%S") + ("-quick" if settings.quick else "")
     raw_path = bench_dir / f"{stamp}.parquet"
+    output = args.output or default_output(settings, bench_dir, stamp)
     command = "python -m engines " + shlex.join(sys.argv[1:])
 
     started = time.perf_counter()
@@ -412,6 +427,12 @@ def main(args: argparse.Namespace) -> int:
     write_raw(frame, meta, raw_path)
     write_report(render(frame, meta), output)
     print(f"\nwrote {display_path(output)} and {display_path(raw_path)}")
+    if args.output is None and is_partial(settings) and not settings.quick:
+        print(
+            "A run of some parts or pairs does not replace BENCHMARKS.md. To merge it with the "
+            "raw files of the full run (listed at the top of BENCHMARKS.md): python -m engines "
+            f"bench --report-from <those files> {display_path(raw_path)}"
+        )
     if measured.failures:
         names = ", ".join(name for name, _ in measured.failures)
         print(f"{len(measured.failures)} measurement(s) failed: {names}")

@@ -6,13 +6,15 @@ the targets).
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from engines import bench_report
+from engines import bench, bench_report
+from engines.data import PROJECT_ROOT
 from engines.reference import BATCH_SIZE as REFERENCE_BATCH
 from engines.spec import RunSpec
 from tests.conftest import run_cli
@@ -145,6 +147,28 @@ def test_a_later_partial_run_replaces_only_what_it_measured(quick_run, tmp_path:
     speed = text.split("## Speed per epoch")[1].split("##")[0]
     original = quick_run[0].read_text().split("## Speed per epoch")[1].split("##")[0]
     assert speed == original
+
+
+def bench_settings(*options: str) -> bench.Settings:
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    return bench.settings_from_args(parser.parse_args(list(options)))
+
+
+@pytest.mark.parametrize(
+    "options", [["--arch", "cnn"], ["--parts", "accuracy", "tta"], ["--framework", "keras"]]
+)
+def test_a_run_of_some_parts_or_pairs_does_not_replace_benchmarks_md(
+    options: list[str], tmp_path: Path
+) -> None:
+    output = bench.default_output(bench_settings(*options), tmp_path, "20261126-170000")
+    assert output == tmp_path / "BENCHMARKS-20261126-170000.md"
+
+
+def test_only_a_full_run_writes_benchmarks_md_by_default(tmp_path: Path) -> None:
+    assert bench.default_output(bench_settings(), tmp_path, "S") == PROJECT_ROOT / "BENCHMARKS.md"
+    quick = bench.default_output(bench_settings("--quick", "--arch", "dnn"), tmp_path, "S")
+    assert quick == tmp_path / "BENCHMARKS-quick.md"
 
 
 def test_report_from_a_missing_file_exits_2_with_a_clear_message(tmp_path: Path) -> None:
