@@ -392,7 +392,7 @@ def main(args: argparse.Namespace) -> int:
     except MnistError as err:
         print(f"python -m engines bench: error: {err}", file=sys.stderr)
         return 1
-    bench_dir = store.results_dir() / "bench"
+    bench_dir = store.bench_dir()
     started_at = datetime.now(UTC)
     stamp = started_at.strftime("%Y%m%d-%H%M%S") + ("-quick" if settings.quick else "")
     raw_path = bench_dir / f"{stamp}.parquet"

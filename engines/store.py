@@ -4,6 +4,7 @@
     results/<run_id>/history.parquet            one row per epoch
     results/<run_id>/test_predictions.parquet   one row per test image
     results/<run_id>/model.keras | model.pt     the trained model
+    results/bench/                              the benchmark's raw numbers, not a run
 
 Every file is written to a temporary name and moved into place with ``os.replace``, so a
 reader sees either the old file or the new one, never half of one. Readers skip runs they
@@ -51,6 +52,7 @@ HISTORY_COLUMNS = [
     "arch",
 ]
 PROB_COLUMNS = [f"p{d}" for d in range(10)]
+BENCH_DIR = "bench"  # the one folder in the store that is not a run
 
 
 class StoreError(RuntimeError):
@@ -64,6 +66,11 @@ def results_dir(path: str | Path | None = None) -> Path:
         return Path(path)
     env = os.environ.get("RESULTS_DIR")
     return Path(env).expanduser() if env else PROJECT_ROOT / "results"
+
+
+def bench_dir(root: str | Path | None = None) -> Path:
+    """Where ``python -m engines bench`` keeps its raw numbers, beside the runs."""
+    return results_dir(root) / BENCH_DIR
 
 
 def now_iso() -> str:
@@ -243,7 +250,11 @@ def iter_run_dirs(root: str | Path | None = None) -> list[Path]:
     base = results_dir(root)
     if not base.is_dir():
         return []
-    return sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(
+        p
+        for p in base.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and p.name != BENCH_DIR
+    )
 
 
 def load_runs(results_dir: str | Path | None = None) -> pd.DataFrame:

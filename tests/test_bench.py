@@ -17,6 +17,7 @@ from engines import bench, bench_report
 from engines.data import PROJECT_ROOT
 from engines.reference import BATCH_SIZE as REFERENCE_BATCH
 from engines.spec import RunSpec
+from engines.store import bench_dir, iter_run_dirs, load_runs
 from tests.conftest import run_cli
 
 SECTIONS = [
@@ -57,6 +58,13 @@ def test_quick_bench_exits_0_and_reports_every_part(quick_run) -> None:
     assert "python -m engines bench --quick --framework torch --arch dnn" in text
     assert "torch 2." in text  # library versions
     assert "Quick mode" in text
+
+
+def test_the_benchmark_folder_in_the_store_is_not_listed_as_a_broken_run(quick_run) -> None:
+    _, root, _ = quick_run
+    assert any(bench_dir(root).glob("*.parquet"))
+    assert load_runs(root).attrs["skipped"] == []
+    assert iter_run_dirs(root) == []
 
 
 def test_report_names_the_cpu_and_its_yardstick(quick_run) -> None:
