@@ -21,6 +21,13 @@ class Parser(argparse.ArgumentParser):
 
 
 # --- options -----------------------------------------------------------------------------
+def positive_int(text: str) -> int:
+    value = int(text)  # argparse turns a ValueError into "invalid positive_int value"
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_spec_options(parser: argparse.ArgumentParser) -> None:
     """Hyper-parameter options shared by ``train`` and ``grid`` (defaults = RunSpec's)."""
     d = RunSpec("torch", "dnn")
@@ -116,7 +123,12 @@ def build_parser() -> Parser:
     commands.add_parser("runs", help="list the runs in the store")
 
     worker = commands.add_parser("worker", help="drain the job queue (started by the dashboard)")
-    worker.add_argument("--max-parallel", type=int, default=jobs.DEFAULT_MAX_PARALLEL)
+    worker.add_argument(
+        "--max-parallel",
+        type=positive_int,
+        default=jobs.DEFAULT_MAX_PARALLEL,
+        help=f"trainings at once (default {jobs.DEFAULT_MAX_PARALLEL})",
+    )
 
     from engines import bench
 
@@ -130,7 +142,10 @@ def build_parser() -> Parser:
 def cmd_train(args: argparse.Namespace, parser: Parser) -> int:
     if args.run_dir is not None:
         run_dir = args.run_dir
-        run = store.read_run(run_dir)
+        try:
+            run = store.read_run(run_dir)
+        except store.StoreError as err:
+            parser.error(f"--run-dir: {err}")
         if run["status"] != "queued":
             print(f"error: {run_dir} is {run['status']}, not queued", file=sys.stderr)
             return 1

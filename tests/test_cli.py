@@ -51,6 +51,8 @@ def test_train_reads_a_spec_file(results_dir: Path, tmp_path: Path) -> None:
         (["grid", "--arch", "rnn"], "invalid choice: 'rnn'"),
         (["grid", "--batch-size", "0"], "batch_size: must be between"),
         (["fly"], "invalid choice: 'fly'"),
+        (["train", "--run-dir", "/nonexistent-run"], "--run-dir: "),
+        (["worker", "--max-parallel", "0"], "must be at least 1"),
     ],
 )
 def test_bad_option_exits_2_with_one_clear_line(
