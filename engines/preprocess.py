@@ -11,6 +11,9 @@ digits prepared the same way, so every input goes through :func:`to_mnist`:
 3. cropped to the ink's bounding box (pixels above a small fraction of the brightest one);
 4. longer side scaled to 20 px, contrast stretched to 0..255;
 5. pasted in 28x28 with the centre of mass at (14, 14) (row, column).
+
+Uploads and PIL images larger than :data:`MAX_SIDE` are box-averaged down before step 1 (the
+output is 28x28 anyway), so a huge photo costs megabytes, not gigabytes of float copies.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ INK_FRACTION = 0.2  # ink = brighter than this fraction of the brightest pixel
 MIN_PEAK = 0.1  # brightest pixel (0..1, above background) below this: nothing drawn
 MIN_INK_PIXELS = 6  # fewer ink pixels than this (or 1e-4 of the image): stray specks
 MIN_INK_SHARE = 1e-4
+MAX_SIDE = 1024  # longer side of an upload or PIL image after the first shrink
+NOT_AN_IMAGE = "not an image (expected a PNG or JPEG picture)"
 
 
 def to_mnist(image: Any) -> np.ndarray | None:
@@ -49,15 +54,53 @@ def to_mnist(image: Any) -> np.ndarray | None:
 def load_image_file(data: bytes) -> np.ndarray:
     """Decode an uploaded PNG/JPEG (or any image PIL reads) into an L, RGB or RGBA array.
 
-    Raises ``ValueError("not an image …")`` for anything that does not decode.
+    Longer side at most :data:`MAX_SIDE`. Raises ``ValueError("not an image …")`` for
+    anything that does not decode, and :class:`ImageTooLarge` (also a ``ValueError``) for
+    more pixels than PIL's decompression-bomb limit, judged from the header alone.
     """
     try:
         with Image.open(io.BytesIO(data)) as img:
+            _refuse_too_large(img.size)
+            factor = _shrink_factor(img.size)
+            img.draft(None, (img.width // factor, img.height // factor))  # JPEG: decode smaller
             img.load()
             img = ImageOps.exif_transpose(img)  # phone photos: apply the stored rotation
-            return np.asarray(_plain_mode(img))
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as err:
-        raise ValueError("not an image (expected a PNG or JPEG picture)") from err
+            return np.asarray(_plain_and_small(img))
+    except ImageTooLarge:
+        raise
+    except Image.DecompressionBombError as err:  # PIL's own refusal, above twice its limit
+        raise ImageTooLarge(_too_large_message(None)) from err
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise ValueError(NOT_AN_IMAGE) from err
+
+
+class ImageTooLarge(ValueError):
+    """An upload with more pixels than PIL's decompression-bomb limit."""
+
+
+def _refuse_too_large(size: tuple[int, int]) -> None:
+    """PIL only warns between its limit and twice that; refuse those too, before decoding."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and size[0] * size[1] > limit:
+        raise ImageTooLarge(_too_large_message(size))
+
+
+def _too_large_message(size: tuple[int, int] | None) -> str:
+    pixels = f"{size[0]}x{size[1]} pixels, " if size else ""
+    limit = Image.MAX_IMAGE_PIXELS or 0
+    return f"too large ({pixels}more than {limit:,}): please upload a smaller picture"
+
+
+def _shrink_factor(size: tuple[int, int]) -> int:
+    """The whole-number factor that brings the longer side down to :data:`MAX_SIDE`."""
+    return max(1, -(-max(size) // MAX_SIDE))
+
+
+def _plain_and_small(img: Image.Image) -> Image.Image:
+    """``img`` in mode L, RGB or RGBA, box-averaged down if longer than :data:`MAX_SIDE`."""
+    img = _plain_mode(img)
+    factor = _shrink_factor(img.size)
+    return img.reduce(factor) if factor > 1 else img
 
 
 def _plain_mode(img: Image.Image) -> Image.Image:
@@ -97,9 +140,9 @@ def ink_map(image: Any) -> np.ndarray:
 
 
 def _as_float_array(image: Any) -> np.ndarray:
-    """Any supported input as float64 in 0..1."""
+    """Any supported input as float64 in 0..1 (a large PIL image shrunk first)."""
     if isinstance(image, Image.Image):
-        image = np.asarray(_plain_mode(image))
+        image = np.asarray(_plain_and_small(image))
     pixels = np.asarray(image)
     if pixels.dtype == np.bool_:
         return pixels.astype(np.float64)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import io
+import tracemalloc
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
 from engines.data import load_mnist
-from engines.preprocess import load_image_file, to_mnist
+from engines.preprocess import MAX_SIDE, load_image_file, to_mnist
+
+HUGE = 6000  # side of the "huge upload" tests: 36 M pixels, under PIL's bomb limit
+PEAK_BYTES = 96 * 2**20  # traced (NumPy) memory a huge image may cost; was GBs (float64 copies)
 
 
 # --- drawing helpers -------------------------------------------------------------------------
@@ -64,6 +68,22 @@ def png_bytes(img: Image.Image, fmt: str = "PNG") -> bytes:
     buffer = io.BytesIO()
     img.save(buffer, format=fmt)
     return buffer.getvalue()
+
+
+def huge_seven(mode: str = "L", side: int = HUGE) -> Image.Image:
+    """``draw_seven()`` drawn at ``side`` x ``side``: a dark 7 on white paper, in ``mode``."""
+    k = side / 280
+    box = (round(70 * k), round(40 * k), round(200 * k), round(240 * k))
+    return draw_seven((side, side), box, width=round(18 * k), ink=0, paper=255).convert(mode)
+
+
+def traced_peak(action) -> tuple[object, int]:
+    """``action()``'s result and the peak traced memory (NumPy allocations count) it took."""
+    tracemalloc.start()
+    try:
+        return action(), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -212,3 +232,51 @@ def test_uploaded_png_decodes_to_an_array() -> None:
 def test_garbage_upload_raises_value_error(garbage: bytes) -> None:
     with pytest.raises(ValueError, match="not an image"):
         load_image_file(garbage)
+
+
+# --- huge images -----------------------------------------------------------------------------
+def test_huge_upload_gives_the_same_digit_with_bounded_memory() -> None:
+    upload = png_bytes(huge_seven("L"))
+    pixels, peak = traced_peak(lambda: load_image_file(upload))
+    assert max(pixels.shape) <= MAX_SIDE  # shrunk while decoding
+    digit, peak_mnist = traced_peak(lambda: to_mnist(pixels))
+    assert_mnist_like(digit)
+    assert correlation(digit, to_mnist(draw_seven())) > 0.98
+    assert max(peak, peak_mnist) < PEAK_BYTES, (peak, peak_mnist)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_huge_pil_image_gives_the_same_digit_with_bounded_memory(mode: str) -> None:
+    image = huge_seven(mode, 4000)
+    digit, peak = traced_peak(lambda: to_mnist(image))
+    assert_mnist_like(digit)
+    assert correlation(digit, to_mnist(draw_seven())) > 0.98
+    assert peak < PEAK_BYTES, peak
+
+
+def test_large_phone_photo_keeps_its_exif_rotation() -> None:
+    photo = huge_seven("RGB", 2400)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    buffer = io.BytesIO()
+    photo.crop((0, 0, 2400, 1600)).save(buffer, "JPEG", exif=exif)
+    pixels = load_image_file(buffer.getvalue())
+    assert pixels.shape[0] > pixels.shape[1]  # stored 2400 wide x 1600 high, shown upright
+    assert max(pixels.shape) <= MAX_SIDE
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+@pytest.mark.parametrize(
+    "size",
+    [
+        pytest.param((120, 100), id="above the limit (PIL only warns)"),
+        pytest.param((300, 300), id="above twice the limit (PIL refuses)"),
+    ],
+)
+def test_upload_above_the_decompression_bomb_limit_is_refused_as_too_large(
+    size: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100)  # the real one is ~89 M pixels
+    upload = png_bytes(Image.new("L", size, 255))
+    with pytest.raises(ValueError, match="too large .*upload a smaller picture"):
+        load_image_file(upload)

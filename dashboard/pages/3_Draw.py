@@ -58,10 +58,16 @@ def uploaded_image() -> np.ndarray | None:
     if upload is None:
         return None
     try:
-        return load_image_file(upload.getvalue())
-    except ValueError as err:
+        return decoded_upload(upload.getvalue())
+    except ValueError as err:  # not an image, or too large (preprocess.ImageTooLarge)
         st.error(f"{upload.name}: {err}")
         return None
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def decoded_upload(data: bytes) -> np.ndarray:
+    """An upload's pixels, decoded (and shrunk) once per file content, not on every rerun."""
+    return load_image_file(data)
 
 
 def show_preprocessed(digit: np.ndarray) -> None:
