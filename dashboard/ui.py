@@ -212,13 +212,16 @@ def sidebar() -> None:
         _launcher()
         st.divider()
         _job_progress()
-    for message in st.session_state.pop(FLASH_KEY, []):
-        st.toast(message)
+    for message, error in st.session_state.pop(FLASH_KEY, []):
+        if error:  # stays until closed: a failure must not slip by unseen
+            st.toast(message, icon="⚠️", duration="infinite")
+        else:
+            st.toast(message)
 
 
-def flash(message: str) -> None:
+def flash(message: str, error: bool = False) -> None:
     """A message shown (as a toast) on the next run, for actions followed by ``st.rerun``."""
-    st.session_state.setdefault(FLASH_KEY, []).append(message)
+    st.session_state.setdefault(FLASH_KEY, []).append((message, error))
 
 
 def _defaults_hint(name: str) -> str:
@@ -413,12 +416,15 @@ def _job_card(run: dict[str, Any]) -> None:
         if run["status"] == "failed":
             st.error(run.get("error") or "failed without an error message")
         if run["status"] in ACTIVE and st.button("Cancel", key=f"cancel-{run['run_id']}"):
-            st.toast(cancel_job(run["run_dir"]))
+            done, message = cancel_job(run["run_dir"])
+            st.toast(message, icon=None if done else "⚠️")
 
 
-def cancel_job(run_dir: str | Path) -> str:
-    """``engines.jobs.cancel``, in words, also when the run vanished meanwhile."""
+def cancel_job(run_dir: str | Path) -> tuple[bool, str]:
+    """``engines.jobs.cancel``: False and why when it was refused, else True and what it did."""
     try:
-        return jobs.cancel(run_dir)
+        return True, jobs.cancel(run_dir)
+    except jobs.CancelRefused as err:
+        return False, f"not cancelled: {err}"
     except store.StoreError as err:
-        return f"nothing to cancel: {err}"
+        return True, f"nothing to cancel: {err}"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -49,8 +50,16 @@ def submit(
     return run_dirs
 
 
+class CancelRefused(Exception):
+    """A running job that this machine cannot stop; the message says why, for the user."""
+
+
 def cancel(run_dir: str | Path) -> str:
-    """Cancel a queued or running job; returns what was done, in words."""
+    """Cancel a queued or running job; returns what was done, in words.
+
+    A queued run is cancelled from any machine sharing the store. A running one is stopped
+    only on the machine training it: its pid means nothing elsewhere (raises CancelRefused).
+    """
     run = store.read_run(run_dir)
     status = store.effective_status(run)
     if status == "queued":
@@ -58,12 +67,22 @@ def cancel(run_dir: str | Path) -> str:
         store.update_run(run_dir, status="cancelled", finished_at=finished, error="cancelled")
         return "cancelled before it started"
     if status == "running":
-        try:
-            os.kill(int(run["pid"]), signal.SIGTERM)
-        except ProcessLookupError:
-            return "the process had already ended"
-        return "stop signal sent"
+        return _stop(run)
     return f"nothing to cancel: the run is {status}"
+
+
+def _stop(run: dict) -> str:
+    """Send SIGTERM to a running job's training process, if it runs on this machine."""
+    host = run.get("host", {}).get("name")
+    if host != socket.gethostname():
+        raise CancelRefused(f"running on {host or 'an unknown machine'}; cancel it there")
+    try:
+        os.kill(int(run["pid"]), signal.SIGTERM)
+    except ProcessLookupError:
+        return "the process had already ended"
+    except OSError as err:
+        raise CancelRefused(f"could not stop process {run['pid']}: {err.strerror}") from err
+    return "stop signal sent"
 
 
 def start_worker(results_dir: str | Path, max_parallel: int = DEFAULT_MAX_PARALLEL) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -376,6 +377,91 @@ def test_delete_asks_for_confirmation_first(results_dir: Path, trained_store: Pa
     assert not doomed.exists()
     assert kept.exists()
     assert list(app.dataframe[0].value["run_id"]) == [kept.name]
+
+
+def copy_runs(trained_store: Path, results_dir: Path, count: int) -> list[Path]:
+    """Copies of the first ``count`` trained runs in the scratch store (safe to delete)."""
+    return [
+        Path(shutil.copytree(d, results_dir / d.name))
+        for d in store.iter_run_dirs(trained_store)[:count]
+    ]
+
+
+def ask_to_delete(app: AppTest, run_dirs: list[Path]) -> AppTest:
+    """Choose ``run_dirs`` in the delete box and press Delete… (the confirmation step)."""
+    app.multiselect(key="delete").set_value([d.name for d in run_dirs])
+    rerun(app)
+    return press(app, app.button(key="delete_ask"))
+
+
+def button_keys(app: AppTest) -> set[str]:
+    return {button.key for button in app.button}
+
+
+def test_delete_confirmation_names_the_runs_it_will_delete(
+    results_dir: Path, trained_store: Path
+) -> None:
+    kept, doomed = copy_runs(trained_store, results_dir, 2)
+    app = ask_to_delete(open_page("runs"), [doomed])
+
+    warning = texts(app.warning)
+    assert doomed.name in warning
+    assert kept.name not in warning
+
+
+@pytest.mark.parametrize("new_choice", ["another run", "nothing"])
+def test_changing_the_delete_choice_drops_the_confirmation(
+    results_dir: Path, trained_store: Path, new_choice: str
+) -> None:
+    first, second = copy_runs(trained_store, results_dir, 2)
+    app = ask_to_delete(open_page("runs"), [first])
+
+    app.multiselect(key="delete").set_value([second.name] if new_choice == "another run" else [])
+    rerun(app)
+
+    assert "delete_yes" not in button_keys(app)  # nothing left to confirm: ask again
+    assert not app.warning
+    assert first.exists() and second.exists()
+
+
+def test_a_failed_delete_is_reported_and_not_counted(
+    results_dir: Path, trained_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    locked, deletable = copy_runs(trained_store, results_dir, 2)
+    real_delete = store.delete_run
+
+    def delete_unless_locked(run_dir, root=None) -> None:
+        if Path(run_dir).name == locked.name:
+            raise PermissionError(13, "Permission denied", str(run_dir))
+        real_delete(run_dir, root)
+
+    monkeypatch.setattr(store, "delete_run", delete_unless_locked)
+    app = ask_to_delete(open_page("runs"), [locked, deletable])
+
+    press(app, app.button(key="delete_yes"))
+
+    assert locked.exists() and not deletable.exists()
+    toasts = texts(app.toast)
+    assert "Deleted 1 run(s)" in toasts
+    assert f"{locked.name} not deleted" in toasts and "Permission denied" in toasts
+
+
+def test_cancel_of_a_job_running_on_another_machine_says_where_and_signals_nothing(
+    results_dir: Path,
+) -> None:
+    bystander = subprocess.Popen(["sleep", "60"])  # a local pid the wrong cancel would kill
+    try:
+        run_dir = store.create_run(RunSpec("torch", "dnn"), results_dir, status="running")
+        store.update_run(run_dir, pid=bystander.pid, host={"name": "other-machine"})
+        app = open_page("runs")
+
+        press(app, app.button(key="cancel_job"))
+
+        assert "running on other-machine; cancel it there" in texts(app.error)
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
 
 
 def test_imported_bundle_adds_its_runs_to_the_store(results_dir: Path, trained_store) -> None:

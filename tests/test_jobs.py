@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
 import time
 from pathlib import Path
+
+import pytest
 
 from engines import jobs, load_runs, store
 from engines.spec import RunSpec
@@ -70,3 +76,56 @@ def test_cancelling_a_finished_run_changes_nothing(results_dir: Path) -> None:
     run_dir = store.create_run(RunSpec("torch", "dnn"), results_dir, status="done")
     assert jobs.cancel(run_dir) == "nothing to cancel: the run is done"
     assert store.read_run(run_dir)["status"] == "done"
+
+
+@pytest.fixture
+def bystander():
+    """A live local process with a pid that a wrong cancel would kill."""
+    process = subprocess.Popen(["sleep", "60"])
+    yield process
+    process.kill()
+    process.wait()
+
+
+def running_run(results_dir: Path, pid: int, host: str) -> Path:
+    """A run.json as the runner writes it for a job training on ``host`` as ``pid``."""
+    run_dir = store.create_run(RunSpec("torch", "dnn"), results_dir, status="running")
+    store.update_run(run_dir, pid=pid, host={"name": host})
+    return run_dir
+
+
+def still_alive(process: subprocess.Popen) -> bool:
+    try:
+        process.wait(timeout=1)
+    except subprocess.TimeoutExpired:
+        return True
+    return False
+
+
+def test_cancel_refuses_a_job_running_on_another_machine_and_signals_nothing(
+    results_dir: Path, bystander: subprocess.Popen
+) -> None:
+    run_dir = running_run(results_dir, bystander.pid, host="other-machine")
+
+    with pytest.raises(jobs.CancelRefused, match="running on other-machine; cancel it there"):
+        jobs.cancel(run_dir)
+
+    assert still_alive(bystander)  # the same pid here is not that job
+    assert store.read_run(run_dir)["status"] == "running"
+
+
+def test_cancel_reports_a_stop_signal_it_may_not_send_instead_of_raising_it(
+    results_dir: Path, bystander: subprocess.Popen, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = running_run(results_dir, bystander.pid, host=socket.gethostname())
+    real_kill = os.kill
+
+    def kill_not_permitted(pid: int, sig: int) -> None:
+        if sig == signal.SIGTERM:
+            raise PermissionError(1, "Operation not permitted")
+        real_kill(pid, sig)  # liveness probes (signal 0) as usual
+
+    monkeypatch.setattr(os, "kill", kill_not_permitted)
+
+    with pytest.raises(jobs.CancelRefused, match="Operation not permitted"):
+        jobs.cancel(run_dir)

@@ -47,11 +47,16 @@ def cancel_controls(runs: pd.DataFrame) -> None:
     run_id = st.selectbox("Job", list(labels), format_func=labels.get, key="cancel_pick")
     if st.button("Cancel job", key="cancel_job"):
         row = active[active["run_id"] == run_id].iloc[0]
-        st.success(f"{labels[run_id]}: {ui.cancel_job(row['run_dir'])}")
+        done, message = ui.cancel_job(row["run_dir"])
+        (st.success if done else st.error)(f"{labels[run_id]}: {message}")
 
 
 def delete_controls(runs: pd.DataFrame) -> None:
-    """Two steps: choose runs and press Delete, then confirm (or keep them)."""
+    """Two steps: choose runs and press Delete, then confirm (or keep them).
+
+    The confirmation holds for exactly the runs chosen when Delete was pressed: once the
+    choice changes (or a chosen run disappears) it is dropped, and Delete must be pressed again.
+    """
     finished = runs[~runs["status"].isin(ui.ACTIVE)]
     labels = ui.labels_by_id(finished)
     if not labels:
@@ -59,29 +64,42 @@ def delete_controls(runs: pd.DataFrame) -> None:
         return
     chosen = st.multiselect("Runs to delete", list(labels), format_func=labels.get, key="delete")
     if st.button("Delete…", disabled=not chosen, key="delete_ask"):
-        st.session_state[CONFIRM_KEY] = chosen
-    pending = [i for i in st.session_state.get(CONFIRM_KEY, []) if i in labels]
-    if not pending:
+        st.session_state[CONFIRM_KEY] = list(chosen)
+    if not chosen or st.session_state.get(CONFIRM_KEY) != chosen:
+        st.session_state.pop(CONFIRM_KEY, None)  # confirmed for another choice: ask again
         return
-    st.warning(f"Delete {len(pending)} run(s) and all their files? This cannot be undone.")
+    confirm_delete(finished[finished["run_id"].isin(chosen)], labels)
+
+
+def confirm_delete(doomed: pd.DataFrame, labels: dict[str, str]) -> None:
+    """The warning naming every run to delete, and the buttons to delete or keep them."""
+    names = "\n".join(f"- `{run_id}` ({labels[run_id]})" for run_id in doomed["run_id"])
+    st.warning(
+        f"Delete these {len(doomed)} run(s) and all their files? This cannot be undone.\n\n" + names
+    )
     yes, no = st.columns(2)
-    if yes.button(f"Yes, delete {len(pending)} run(s)", type="primary", key="delete_yes"):
-        delete_runs(finished[finished["run_id"].isin(pending)])
+    if yes.button(f"Yes, delete {len(doomed)} run(s)", type="primary", key="delete_yes"):
+        delete_runs(doomed)
     if no.button("Keep them", key="delete_no"):
         st.session_state.pop(CONFIRM_KEY, None)
         st.rerun()
 
 
 def delete_runs(doomed: pd.DataFrame) -> None:
+    """Delete the runs, then say (after the rerun) how many went and which could not."""
+    deleted = []
     for run in doomed.to_dict("records"):
         try:
             store.delete_run(run["run_dir"], ui.results_root())
         except (store.StoreError, OSError) as err:
-            st.error(f"{run['run_id']}: {err}")
+            ui.flash(f"{run['run_id']} not deleted: {err}", error=True)
+        else:
+            deleted.append(run["run_id"])
     st.session_state.pop(CONFIRM_KEY, None)
     st.session_state.pop("delete", None)
-    ui.pick_runs([i for i in ui.picked_run_ids() if i not in set(doomed["run_id"])])
-    ui.flash(f"Deleted {len(doomed)} run(s).")
+    ui.pick_runs([i for i in ui.picked_run_ids() if i not in deleted])
+    if deleted:
+        ui.flash(f"Deleted {len(deleted)} run(s).")
     st.rerun()
 
 
