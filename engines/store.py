@@ -52,6 +52,29 @@ HISTORY_COLUMNS = [
     "arch",
 ]
 PROB_COLUMNS = [f"p{d}" for d in range(10)]
+PREDICTION_COLUMNS = ["index", "label", "predicted", *PROB_COLUMNS]
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # what now_iso writes
+# run.json fields readers rely on (besides status and spec) and the types each may have;
+# all but the required ones appear only as the run goes on. bool is never a number here.
+_NUMBER, _NONE = (int, float), type(None)
+METRICS = [
+    "test_accuracy",
+    "test_loss",
+    "wall_seconds",
+    "seconds_per_epoch",
+    "best_epoch",
+    "stopped_epoch",
+    "trainable_params",
+]
+RUN_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "run_id": (str,),
+    "created_at": (str,),  # as now_iso writes it
+    "queued_at": _NUMBER,
+    "host": (dict,),
+    "pid": (int, _NONE),
+    **dict.fromkeys(METRICS, (*_NUMBER, _NONE)),
+}
+REQUIRED_RUN_FIELDS = ("run_id", "created_at")
 BENCH_DIR = "bench"  # the one folder in the store that is not a run
 
 
@@ -74,7 +97,7 @@ def bench_dir(root: str | Path | None = None) -> Path:
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.now(UTC).strftime(TIMESTAMP_FORMAT)
 
 
 def new_run_id(spec: RunSpec) -> str:
@@ -149,7 +172,38 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
         RunSpec.from_stored(data.get("spec"))
     except (TypeError, ValueError) as err:
         raise StoreError(f"{Path(run_dir).name}: invalid spec in {RUN_JSON} ({err})") from err
+    problem = _run_problem(data, Path(run_dir).name)
+    if problem:
+        raise StoreError(f"{Path(run_dir).name}: {RUN_JSON} {problem}")
     return data
+
+
+def _run_problem(run: dict[str, Any], folder: str) -> str | None:
+    """What is wrong with the fields of ``run`` (see :data:`RUN_FIELD_TYPES`), or ``None``."""
+    for name in REQUIRED_RUN_FIELDS:
+        if name not in run:
+            return f"has no {name}"
+    for name, types in RUN_FIELD_TYPES.items():
+        value = run.get(name)
+        if name in run and (isinstance(value, bool) or not isinstance(value, types)):
+            return f"has {name} {value!r:.40}, not {_type_names(types)}"
+    if run["run_id"] != folder:
+        return f"names run {run['run_id']!r}, not its folder (a copied folder?)"
+    if not _is_timestamp(run["created_at"]):
+        return f"has created_at {run['created_at']!r}, not a UTC time like {now_iso()!r}"
+    return None
+
+
+def _type_names(types: tuple[type, ...]) -> str:
+    return " or ".join("null" if t is _NONE else t.__name__ for t in types)
+
+
+def _is_timestamp(text: str) -> bool:
+    """``text`` is a UTC time exactly as :func:`now_iso` writes it."""
+    try:
+        return datetime.strptime(text, TIMESTAMP_FORMAT).strftime(TIMESTAMP_FORMAT) == text
+    except ValueError:
+        return False
 
 
 def update_run(run_dir: str | Path, **fields: Any) -> dict[str, Any]:
@@ -177,20 +231,31 @@ def write_predictions(run_dir: str | Path, labels: np.ndarray, probabilities: np
 
 
 def read_history(run_dir: str | Path) -> pd.DataFrame:
-    return _read_parquet(Path(run_dir) / HISTORY)
+    return _read_parquet(Path(run_dir) / HISTORY, HISTORY_COLUMNS)
 
 
 def read_predictions(run_dir: str | Path) -> pd.DataFrame:
-    return _read_parquet(Path(run_dir) / PREDICTIONS)
+    path = Path(run_dir) / PREDICTIONS
+    frame = _read_parquet(path, PREDICTION_COLUMNS)
+    for column in ("label", "predicted"):
+        digits = frame[column]
+        if not (pd.api.types.is_integer_dtype(digits) and digits.between(0, 9).all()):
+            raise StoreError(f"{path.parent.name}: {path.name} has a {column} not a digit 0-9")
+    return frame
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def _read_parquet(path: Path, columns: list[str]) -> pd.DataFrame:
+    """The Parquet file as a table; it must have every one of ``columns``."""
     try:
-        return pq.read_table(path).to_pandas()
+        frame = pq.read_table(path).to_pandas()
     except FileNotFoundError as err:
         raise StoreError(f"{path.parent.name}: no {path.name}") from err
     except (OSError, pa.ArrowException) as err:
         raise StoreError(f"{path.parent.name}: unreadable {path.name} ({err})") from err
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise StoreError(f"{path.parent.name}: {path.name} lacks columns {missing}")
+    return frame
 
 
 def model_path(run_dir: str | Path) -> Path | None:

@@ -365,6 +365,34 @@ def test_a_corrupt_run_json_is_refused(
     assert_refused(make_bundle(files), results_dir, run_id)
 
 
+@pytest.mark.parametrize("status", ["queued", "running"])
+def test_bundle_with_an_unfinished_run_is_refused(
+    status: str, source: Path, results_dir: Path
+) -> None:
+    finished, unfinished = make_run(source), make_run(source)
+    files = bundle_files(export_runs([finished, unfinished]))
+    run = {**store.read_run(unfinished), "status": status}
+    if status == "running":
+        run.update(pid=1, host={"name": "another-machine"}, progress={"epoch": 1, "epochs": 3})
+    files[f"{unfinished.name}/run.json"] = json.dumps(run).encode()
+
+    assert_refused(make_bundle(files), results_dir, f"run {unfinished.name} is still {status}")
+    assert not any(results_dir.iterdir())  # not even the finished run
+
+
+@pytest.mark.parametrize("column", ["predicted", "label"])
+def test_predictions_with_a_non_digit_are_refused(
+    column: str, one_run_files: dict[str, bytes], results_dir: Path
+) -> None:
+    name = next(name for name in one_run_files if name.endswith("test_predictions.parquet"))
+    frame = pd.read_parquet(io.BytesIO(one_run_files[name]))
+    frame.loc[0, column] = 12
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    files = {**one_run_files, name: buffer.getvalue()}
+    assert_refused(make_bundle(files), results_dir, f"has a {column} not a digit 0-9")
+
+
 def test_a_corrupt_parquet_file_is_refused(
     one_run_files: dict[str, bytes], results_dir: Path
 ) -> None:

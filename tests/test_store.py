@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -79,6 +80,127 @@ def test_unreadable_parquet_raises_store_error(results_dir: Path) -> None:
     (run_dir / store.HISTORY).write_bytes(b"PAR1 definitely not parquet")
     with pytest.raises(store.StoreError, match="unreadable history.parquet"):
         store.read_history(run_dir)
+
+
+def runs_of_every_kind(results_dir: Path) -> list[Path]:
+    """Valid runs as the code writes them: each status, and one from an older version."""
+    queued = store.create_run(RunSpec("torch", "dnn"))
+    running = store.create_run(RunSpec("torch", "cnn"))
+    mark_running(running, os.getpid())
+    store.update_run(running, progress={"epoch": 1, "epochs": 5, "val_accuracy": None})
+    done = store.create_run(RunSpec("keras", "cnn"))
+    mark_running(done, os.getpid())
+    metrics = {"wall_seconds": 12.5, "seconds_per_epoch": None, "trainable_params": 109_770}
+    store.update_run(done, status="done", test_accuracy=0.98, test_loss=0.07, **metrics)
+    store.update_run(done, best_epoch=2, stopped_epoch=3, finished_at=store.now_iso())
+    failed = store.create_run(RunSpec("lightning", "dnn"))
+    mark_running(failed, os.getpid())
+    runner._finish(failed, time.time(), "failed", "ValueError: boom", trace="Traceback …")
+    cancelled = store.create_run(RunSpec("lightning", "cnn"))
+    store.update_run(cancelled, status="cancelled", finished_at=store.now_iso(), error="cancelled")
+    old_spec = RunSpec("torch", "cnn").to_dict()  # before augmentation and queued_at existed
+    for name in ("augment_shift", "augment_rotate", "augment_zoom", "label_smoothing"):
+        del old_spec[name]
+    old = results_dir / "20240501-101500-torch-cnn-abc123"
+    old.mkdir()
+    store.write_json(
+        old / store.RUN_JSON,
+        {"run_id": old.name, "status": "done", "spec": old_spec, "test_accuracy": 0.99,
+         "created_at": "2024-05-01T10:15:00Z", "host": {"cpu": "x", "cores": 2}},
+    )  # fmt: skip
+    return [queued, running, done, failed, cancelled, old]
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"created_at": 5}, "created_at 5, not str"),
+        ({"created_at": "2024-05-01"}, "created_at '2024-05-01', not a UTC time"),
+        ({"created_at": "2024-05-01T10:15:00+02:00"}, "not a UTC time"),
+        ({"status": "running", "pid": 1, "host": None}, "host None, not dict"),
+        ({"status": "running", "pid": "1234"}, "pid '1234', not int or null"),
+        ({"test_accuracy": "0.98"}, "test_accuracy '0.98', not int or float or null"),
+        ({"best_epoch": True}, "best_epoch True"),
+        ({"queued_at": None}, "queued_at None"),
+        ({"run_id": 7}, "run_id 7, not str"),
+    ],
+    ids=["int-date", "date-only", "not-utc", "null-host", "text-pid", "text-metric",
+         "bool-epoch", "null-queued-at", "int-run-id"],
+)  # fmt: skip
+def test_a_run_json_with_a_wrong_typed_field_is_skipped_not_fatal(
+    results_dir: Path, fields: dict, reason: str
+) -> None:
+    valid = runs_of_every_kind(results_dir)
+    bad = store.create_run(RunSpec("torch", "dnn"))
+    store.write_json(bad / store.RUN_JSON, {**store.read_run(bad), **fields})
+
+    runs = load_runs()
+
+    assert sorted(runs["run_dir"]) == sorted(map(str, valid))
+    assert set(runs["status"]) == set(store.STATUSES)
+    assert [name for name, _ in runs.attrs["skipped"]] == [bad.name]
+    assert reason in runs.attrs["skipped"][0][1]
+    with pytest.raises(store.StoreError, match="run.json has"):
+        store.read_run(bad)
+
+
+def test_a_run_json_without_created_at_is_skipped(results_dir: Path) -> None:
+    run_dir = store.create_run(RunSpec("torch", "dnn"))
+    run = store.read_run(run_dir)
+    del run["created_at"]
+    store.write_json(run_dir / store.RUN_JSON, run)
+    assert load_runs().attrs["skipped"] == [
+        (run_dir.name, f"{run_dir.name}: run.json has no created_at")
+    ]
+
+
+def test_a_copied_run_folder_is_skipped_with_its_reason(results_dir: Path) -> None:
+    original = store.create_run(RunSpec("torch", "dnn"))
+    store.update_run(original, status="done", test_accuracy=0.97)
+    copy = Path(shutil.copytree(original, results_dir / f"{original.name}-backup"))
+
+    runs = load_runs()
+
+    assert runs["run_dir"].tolist() == [str(original)]
+    ((name, reason),) = runs.attrs["skipped"]
+    assert name == copy.name
+    assert f"names run '{original.name}', not its folder" in reason
+
+
+def write_history_without(run_dir: Path, column: str) -> None:
+    store.write_history(run_dir, store.read_run(run_dir), history_rows(2))
+    history = pq.read_table(run_dir / store.HISTORY).to_pandas()
+    store.write_parquet(run_dir / store.HISTORY, history.drop(columns=[column]))
+
+
+@pytest.mark.parametrize("column", ["epoch_seconds", "lr", "framework", "val_accuracy"])
+def test_history_without_a_required_column_is_a_store_error(results_dir: Path, column: str) -> None:
+    run_dir = store.create_run(RunSpec("torch", "cnn"))
+    write_history_without(run_dir, column)
+    with pytest.raises(store.StoreError, match=f"history.parquet lacks columns \\['{column}'\\]"):
+        store.read_history(run_dir)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: f.drop(columns=["predicted"]), r"lacks columns \['predicted'\]"),
+        (lambda f: f.drop(columns=["p7"]), r"lacks columns \['p7'\]"),
+        (lambda f: f.assign(label=[3, 10, 4]), "has a label not a digit 0-9"),
+        (lambda f: f.assign(predicted=[3, -1, 4]), "has a predicted not a digit 0-9"),
+        (lambda f: f.assign(label=[3.0, 1.5, 4.0]), "has a label not a digit 0-9"),
+    ],
+    ids=["no-predicted", "no-p7", "label-10", "predicted-negative", "label-not-whole"],
+)
+def test_predictions_without_a_column_or_with_a_non_digit_are_a_store_error(
+    results_dir: Path, change, message: str
+) -> None:
+    run_dir = store.create_run(RunSpec("torch", "cnn"))
+    store.write_predictions(run_dir, np.array([3, 1, 4]), np.eye(10)[[3, 7, 4]])
+    frame = pq.read_table(run_dir / store.PREDICTIONS).to_pandas()
+    store.write_parquet(run_dir / store.PREDICTIONS, change(frame))
+    with pytest.raises(store.StoreError, match=message):
+        store.read_predictions(run_dir)
 
 
 def mark_running(run_dir: Path, pid: int) -> None:
