@@ -72,7 +72,17 @@ RUN_FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "queued_at": _NUMBER,
     "host": (dict,),
     "pid": (int, _NONE),
+    "started_at": (str,),  # as now_iso writes it
+    "finished_at": (str,),  # as now_iso writes it
+    "error": (str, _NONE),
+    "progress": (dict,),
     **dict.fromkeys(METRICS, (*_NUMBER, _NONE)),
+}
+TIMESTAMP_FIELDS = ("created_at", "started_at", "finished_at")
+PROGRESS_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "epoch": (int,),
+    "epochs": (int,),
+    "val_accuracy": (*_NUMBER, _NONE),
 }
 REQUIRED_RUN_FIELDS = ("run_id", "created_at")
 BENCH_DIR = "bench"  # the one folder in the store that is not a run
@@ -183,14 +193,25 @@ def _run_problem(run: dict[str, Any], folder: str) -> str | None:
     for name in REQUIRED_RUN_FIELDS:
         if name not in run:
             return f"has no {name}"
-    for name, types in RUN_FIELD_TYPES.items():
-        value = run.get(name)
-        if name in run and (isinstance(value, bool) or not isinstance(value, types)):
-            return f"has {name} {value!r:.40}, not {_type_names(types)}"
+    problem = _type_problem(run, RUN_FIELD_TYPES) or _type_problem(
+        run.get("progress", {}), PROGRESS_FIELD_TYPES, prefix="progress."
+    )
+    if problem:
+        return problem
     if run["run_id"] != folder:
         return f"names run {run['run_id']!r}, not its folder (a copied folder?)"
-    if not _is_timestamp(run["created_at"]):
-        return f"has created_at {run['created_at']!r}, not a UTC time like {now_iso()!r}"
+    for name in TIMESTAMP_FIELDS:
+        if name in run and not _is_timestamp(run[name]):
+            return f"has {name} {run[name]!r}, not a UTC time like {now_iso()!r}"
+    return None
+
+
+def _type_problem(fields: dict, types: dict[str, tuple[type, ...]], prefix: str = "") -> str | None:
+    """The first of ``fields`` whose value has none of its allowed ``types``, described."""
+    for name, allowed in types.items():
+        value = fields.get(name)
+        if name in fields and (isinstance(value, bool) or not isinstance(value, allowed)):
+            return f"has {prefix}{name} {value!r:.40}, not {_type_names(allowed)}"
     return None
 
 

@@ -123,9 +123,16 @@ def runs_of_every_kind(results_dir: Path) -> list[Path]:
         ({"best_epoch": True}, "best_epoch True"),
         ({"queued_at": None}, "queued_at None"),
         ({"run_id": 7}, "run_id 7, not str"),
+        ({"status": "done", "finished_at": "yesterday"}, "finished_at 'yesterday', not a UTC"),
+        ({"status": "failed", "error": ["boom"]}, "error ['boom'], not str or null"),
+        ({"status": "running", "progress": [3, 10]}, "progress [3, 10], not dict"),
+        ({"status": "running", "progress": {"epoch": 3, "epochs": 10, "val_accuracy": "98%"}},
+         "progress.val_accuracy '98%', not int or float or null"),
+        ({"status": "running", "progress": {"epoch": "3", "epochs": 10}}, "progress.epoch '3'"),
     ],
     ids=["int-date", "date-only", "not-utc", "null-host", "text-pid", "text-metric",
-         "bool-epoch", "null-queued-at", "int-run-id"],
+         "bool-epoch", "null-queued-at", "int-run-id", "text-finished-at", "list-error",
+         "list-progress", "text-progress-accuracy", "text-progress-epoch"],
 )  # fmt: skip
 def test_a_run_json_with_a_wrong_typed_field_is_skipped_not_fatal(
     results_dir: Path, fields: dict, reason: str
