@@ -168,6 +168,17 @@ def picked_runs(runs: pd.DataFrame, default_status: str | None = "done") -> pd.D
     return runs[runs["run_id"].isin(ids)]
 
 
+def explain_nothing_to_show() -> None:
+    """Why a page that shows finished runs is empty, and what to do about it."""
+    if not picked_run_ids():
+        st.info("No finished runs to show yet: start some from the sidebar.")
+        return
+    st.info("None of the picked runs is a finished run in this store.")
+    if st.button("Show every finished run instead", key="clear_pick"):
+        pick_runs([])
+        st.rerun()
+
+
 def run_picker(runs: pd.DataFrame, label: str = "Runs to compare", key: str = "pick") -> None:
     """A multiselect of every run in the store that reads and writes the picked runs."""
     labels = labels_by_id(runs)
@@ -185,6 +196,26 @@ def run_picker(runs: pd.DataFrame, label: str = "Runs to compare", key: str = "p
         on_change=changed,
         placeholder="none picked: pages show every finished run",
     )
+
+
+def run_selectbox(label: str, ids: list[str], labels: dict[str, str], param: str) -> str:
+    """A selectbox over ``ids`` whose choice is kept as a run id in the URL's ``param``.
+
+    (Streamlit's own ``bind="query-params"`` would put the displayed label in the URL.)
+    A run id in a link that is not among ``ids`` is named in a warning, not dropped quietly.
+    """
+    wanted = st.query_params.get(param)
+    if wanted is not None and param not in st.session_state:  # a link was opened
+        if wanted in ids:
+            st.session_state[param] = wanted
+        else:
+            st.warning(f"Run {wanted!r} ({param}= in the address) is not one of the finished "
+                       f"runs shown here; showing {labels[ids[0]]} instead.")  # fmt: skip
+    if st.session_state.get(param) not in ids:
+        st.session_state.pop(param, None)  # the picked runs changed under it
+    chosen = st.selectbox(label, ids, format_func=labels.get, key=param)
+    st.query_params[param] = chosen
+    return chosen
 
 
 # --- launching jobs ----------------------------------------------------------------------

@@ -316,6 +316,46 @@ def test_difference_of_two_runs_is_their_count_matrices_subtracted(trained) -> N
     np.testing.assert_array_equal(difference, own - other)
 
 
+def test_a_confusion_link_opens_the_run_and_comparison_it_names(trained) -> None:
+    first, second, third = trained["run_id"][:3]
+    app = AppTest.from_file(str(PROJECT_ROOT / PAGES["confusion"]), default_timeout=TIMEOUT_S)
+    app.query_params.update(runs=f"{first},{second},{third}", run=third, other=first)
+    rerun(app)
+
+    assert app.selectbox(key="run").value == third
+    assert app.selectbox(key="other").value == first
+    assert app.metric[0].value == f"{trained.set_index('run_id').at[third, 'test_accuracy']:.2%}"
+
+    app.selectbox(key="run").set_value(second)
+    rerun(app)
+    assert (app.query_params["run"], app.query_params["other"]) == (second, first)  # run ids
+
+
+def test_a_confusion_link_to_an_unknown_run_says_so(trained) -> None:
+    first, second = trained["run_id"][:2]
+    app = AppTest.from_file(str(PROJECT_ROOT / PAGES["confusion"]), default_timeout=TIMEOUT_S)
+    app.query_params.update(runs=f"{first},{second}", run="20990101-000000-torch-dnn-gone00")
+    rerun(app)
+
+    assert "'20990101-000000-torch-dnn-gone00' (run= in the address) is not one" in texts(
+        app.warning
+    )
+    assert app.selectbox(key="run").value == first
+
+
+@pytest.mark.parametrize("page", ["curves", "confusion"])
+def test_a_pick_of_unknown_runs_offers_every_finished_run_instead(trained, page: str) -> None:
+    app = open_page(page, runs=["20990101-000000-torch-dnn-gone00"])
+    assert "Not in this store: 20990101-000000-torch-dnn-gone00" in texts(app.warning)
+    assert "None of the picked runs is a finished run in this store." in texts(app.info)
+    assert "No finished runs to show yet" not in texts(app.info)
+
+    press(app, app.button(key="clear_pick"))
+
+    assert "runs" not in app.query_params
+    assert len(figures(app)) >= 1
+
+
 def test_gallery_shows_the_most_confident_mistakes_with_their_labels(trained) -> None:
     run = trained.iloc[0]
     app = open_page("confusion", runs=[run.run_id])

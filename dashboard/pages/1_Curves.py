@@ -16,7 +16,7 @@ st.title("Training curves")
 runs = ui.cached_runs()
 shown = ui.picked_runs(runs)
 if shown.empty:
-    st.info("No finished runs to show yet: start some from the sidebar, or pick runs on Home.")
+    ui.explain_nothing_to_show()
     st.stop()
 if not ui.picked_run_ids():
     st.caption("Showing every finished run. Pick runs on Home to compare a few.")

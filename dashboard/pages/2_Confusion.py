@@ -87,12 +87,12 @@ runs = ui.cached_runs()
 done = ui.picked_runs(runs)
 done = done[done["status"] == "done"].set_index("run_id", drop=False)
 if done.empty:
-    st.info("No finished runs to show yet: start some from the sidebar, or pick runs on Home.")
+    ui.explain_nothing_to_show()
     st.stop()
 labels = ui.labels_by_id(done)
 ids = list(labels)
 
-run_id = st.selectbox("Run", ids, format_func=labels.get, key="run", bind="query-params")
+run_id = ui.run_selectbox("Run", ids, labels, param="run")
 normalize = st.toggle("Row-normalised (share of each true digit)", key="norm", bind="query-params")
 predictions = predictions_of(done.loc[run_id, "run_dir"])
 if predictions is None:
@@ -104,7 +104,7 @@ others = [i for i in ids if i != run_id]
 if not others:
     st.caption("Pick a second finished run to compare matrices.")
 else:
-    other_id = st.selectbox("Compared with", others, format_func=labels.get, key="other")
+    other_id = ui.run_selectbox("Compared with", others, labels, param="other")
     other = predictions_of(done.loc[other_id, "run_dir"])
     title = f"{labels[run_id]} minus {labels[other_id]} (blue: more in the first run)"
     if other is not None:
