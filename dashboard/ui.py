@@ -94,6 +94,11 @@ def accuracy_in_percent(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.assign(test_accuracy=runs["test_accuracy"] * 100)
 
 
+def confidence(probability: float) -> str:
+    """A model's probability as a percentage that never rounds up to a certain 100 %."""
+    return ">99.9%" if probability > 0.999 else f"{probability:.1%}"
+
+
 def labels_by_id(runs: pd.DataFrame) -> dict[str, str]:
     return {row.run_id: run_label(row._asdict()) for row in runs.itertuples()}
 

@@ -31,8 +31,20 @@ INK_FRACTION = 0.2  # ink = brighter than this fraction of the brightest pixel
 MIN_PEAK = 0.1  # brightest pixel (0..1, above background) below this: nothing drawn
 MIN_INK_PIXELS = 6  # fewer ink pixels than this (or 1e-4 of the image): stray specks
 MIN_INK_SHARE = 1e-4
+MIN_DIGIT_SHARE = 0.1  # ink box's longer side below this share of the image's: a speck
 MAX_SIDE = 1024  # longer side of an upload or PIL image after the first shrink
 NOT_AN_IMAGE = "not an image (expected a PNG or JPEG picture)"
+
+
+class NoDigit(ValueError):
+    """An image with nothing to read: blank, or only a speck; the message says which."""
+
+
+BLANK = "no digit found: the picture is blank"
+SPECK = (
+    "only a small speck of ink: a digit should span at least a tenth of the picture "
+    "(draw it larger, or crop the photo closer)"
+)
 
 
 def to_mnist(image: Any) -> np.ndarray | None:
@@ -41,12 +53,27 @@ def to_mnist(image: Any) -> np.ndarray | None:
     ``image`` is a 2-D grayscale array, an RGB/RGBA (H, W, 3|4) array (uint8, or float in
     0..1 or 0..255), or a PIL image: a drawing canvas's RGBA ``image_data`` (white strokes,
     transparent or black background) or a photo/scan of a dark digit on light paper.
+    A lone speck (see :func:`find_digit`) counts as no ink.
+    """
+    try:
+        return find_digit(image)
+    except NoDigit:
+        return None
+
+
+def find_digit(image: Any) -> np.ndarray:
+    """:func:`to_mnist`, but raising :class:`NoDigit` with the reason instead of returning None.
+
+    A speck is refused because scaling it up to 20 px turns a dot into a filled disc that
+    models read as a confident "0" or "8"; no real digit is that small next to its picture.
     """
     ink = ink_map(image)
     box = ink_bounding_box(ink)
     if box is None:
-        return None
+        raise NoDigit(BLANK)
     top, bottom, left, right = box
+    if max(bottom - top, right - left) < MIN_DIGIT_SHARE * max(ink.shape):
+        raise NoDigit(SPECK)
     digit = scale_longer_side(ink[top:bottom, left:right], BOX)
     return paste_centred_by_mass(digit, SIZE)
 

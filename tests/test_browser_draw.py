@@ -91,13 +91,33 @@ def test_clear_button_empties_the_canvas_and_the_predictions(draw_page) -> None:
     assert page.locator('[data-testid="stMetric"]').count() == 0
 
 
+def test_a_dot_is_called_a_speck_not_classified(draw_page) -> None:
+    page = draw_page
+    box = page.locator(CANVAS).bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 3, y + 2, steps=5)  # a short wiggle: one blob of the default stroke
+    page.mouse.up()
+    page.get_by_text("only a small speck of ink").wait_for(timeout=ANSWER_TIMEOUT_MS)
+    wait_for_idle(page, ANSWER_TIMEOUT_MS)
+    assert page.locator('[data-testid="stMetric"]').count() == 0
+    assert page.get_by_text(EMPTY_MESSAGE).count() == 0  # the reason, not the generic prompt
+    page.get_by_role("button", name="Clear drawing").click()
+    page.get_by_text(EMPTY_MESSAGE).wait_for(timeout=ANSWER_TIMEOUT_MS)
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def seven_on_paper_png() -> bytes:
     """A photo-like upload: a dark 7 on light paper."""
     paper = Image.new("RGB", (300, 400), (235, 232, 220))
     ImageDraw.Draw(paper).line([(70, 80), (230, 80), (120, 330)], fill=(30, 30, 40), width=22)
-    buffer = io.BytesIO()
-    paper.save(buffer, format="PNG")
-    return buffer.getvalue()
+    return png_bytes(paper)
 
 
 def upload(page, name: str, data: bytes) -> None:
@@ -117,6 +137,12 @@ def test_uploaded_picture_is_predicted_and_garbage_is_refused(draw_page, done_ru
 
     upload(page, "broken.png", b"this is not a picture")
     page.get_by_text("not an image").wait_for(timeout=ANSWER_TIMEOUT_MS)
+    wait_for_idle(page, ANSWER_TIMEOUT_MS)
+    assert page.locator('[data-testid="stMetric"]').count() == 0
+    assert page.get_by_text("Upload a PNG or JPEG picture").count() == 0  # no generic prompt
+
+    upload(page, "blank.png", png_bytes(Image.new("RGB", (300, 300), "white")))
+    page.get_by_text("blank.png: no digit found").wait_for(timeout=ANSWER_TIMEOUT_MS)
     wait_for_idle(page, ANSWER_TIMEOUT_MS)
     assert page.locator('[data-testid="stMetric"]').count() == 0
 

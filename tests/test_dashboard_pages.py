@@ -18,6 +18,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import engines
+from dashboard.ui import confidence
 from engines import bundle, jobs, metrics, store
 from engines.spec import ARCH_DEFAULTS, RunSpec
 from tests.conftest import PROJECT_ROOT
@@ -366,6 +367,13 @@ def test_gallery_shows_the_most_confident_mistakes_with_their_labels(trained) ->
     assert len(captions) == min(32, len(wrong))
     top = wrong.loc[wrong[store.PROB_COLUMNS].max(axis=1).idxmax()]
     assert captions[0].startswith(f"true {int(top['label'])} → {int(top['predicted'])} (")
+
+
+@pytest.mark.parametrize(
+    ("probability", "shown"), [(0.9996, ">99.9%"), (0.999, "99.9%"), (0.5, "50.0%")]
+)
+def test_confidence_never_rounds_up_to_certainty(probability: float, shown: str) -> None:
+    assert confidence(probability) == shown
 
 
 def test_gallery_without_mnist_files_says_so(trained, tmp_path, monkeypatch) -> None:

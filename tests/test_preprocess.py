@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from engines.data import load_mnist
-from engines.preprocess import MAX_SIDE, load_image_file, to_mnist
+from engines.preprocess import MAX_SIDE, NoDigit, find_digit, load_image_file, to_mnist
 
 HUGE = 6000  # side of the "huge upload" tests: 36 M pixels, under PIL's bomb limit
 PEAK_BYTES = 96 * 2**20  # traced (NumPy) memory a huge image may cost; was GBs (float64 copies)
@@ -106,7 +106,7 @@ def assert_mnist_like(digit: np.ndarray | None) -> None:
         pytest.param(draw_seven(), id="centred"),
         pytest.param(draw_seven(box=(5, 5, 80, 100), width=10), id="off-centre-corner"),
         pytest.param(draw_seven(box=(250, 230, 270, 270), width=3), id="off-centre-edge"),
-        pytest.param(draw_seven((200, 200), box=(100, 90, 108, 104), width=2), id="tiny"),
+        pytest.param(draw_seven((200, 200), box=(100, 90, 112, 112), width=2), id="tiny"),
         pytest.param(draw_seven((1000, 1000), box=(50, 40, 950, 960), width=70), id="huge"),
         pytest.param(draw_seven(width=40), id="thick"),
         pytest.param(draw_seven(width=2), id="thin"),
@@ -202,6 +202,17 @@ def test_a_few_stray_pixels_are_not_a_digit() -> None:
     speck[100:102, 50:52] = 255
     speck[200, 240] = 255
     assert to_mnist(speck) is None
+
+
+def test_a_single_dot_is_a_speck_not_a_confident_digit() -> None:
+    dot = Image.new("L", (280, 280), 0)
+    ImageDraw.Draw(dot).ellipse((131, 131, 149, 149), fill=255)  # one click, stroke 18
+    assert to_mnist(dot) is None
+    with pytest.raises(NoDigit, match="small speck"):
+        find_digit(dot)
+    with pytest.raises(NoDigit, match="blank"):
+        find_digit(np.zeros((280, 280, 4), np.uint8))
+    assert_mnist_like(find_digit(draw_seven(box=(120, 110, 150, 150), width=4)))  # small is fine
 
 
 def test_unsupported_shape_is_refused() -> None:

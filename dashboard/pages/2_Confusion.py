@@ -79,7 +79,7 @@ def show_gallery(predictions: pd.DataFrame) -> None:
     for start in range(0, len(wrong), GALLERY_COLUMNS):
         row = wrong.iloc[start : start + GALLERY_COLUMNS]
         for column, item in zip(st.columns(GALLERY_COLUMNS), row.itertuples(), strict=False):
-            caption = f"true {item.label} → {item.predicted} ({item.confidence:.0%})"
+            caption = f"true {item.label} → {item.predicted} ({ui.confidence(item.confidence)})"
             column.image(images[item.index], caption=caption, width=84)
 
 

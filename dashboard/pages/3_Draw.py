@@ -1,6 +1,6 @@
 """Draw: draw (or upload) a digit and see what every finished model answers.
 
-The drawing goes through ``engines.preprocess.to_mnist`` (the same 28x28 preparation as
+The drawing goes through ``engines.preprocess.find_digit`` (the same 28x28 preparation as
 MNIST), and each picked model predicts it. Models are loaded once per model file
 (``st.cache_resource``), so a new stroke answers quickly. Loading a Keras and a PyTorch
 model in this one process is safe: ``engines.load_predictor`` imports the torch side first.
@@ -19,12 +19,13 @@ from PIL import Image
 import engines
 from dashboard import charts, ui
 from engines import store
-from engines.preprocess import load_image_file, to_mnist
+from engines.preprocess import BLANK, NoDigit, find_digit, load_image_file
 
 CANVAS_SIZE = 280
 PREVIEW_SIZE = 140
 DRAW, UPLOAD = "Draw", "Upload a picture"
 EMPTY_MESSAGE = "Draw a digit on the canvas (or upload a picture of one) to see the predictions."
+UPLOAD_MESSAGE = "Upload a PNG or JPEG picture of one digit to see the predictions."
 
 
 # --- input -----------------------------------------------------------------------------------
@@ -52,22 +53,37 @@ def drawn_image() -> np.ndarray | None:
     return result.image_data
 
 
-def uploaded_image() -> np.ndarray | None:
-    """An uploaded picture's pixels, or None (with an error shown when it does not decode)."""
+def uploaded_image() -> tuple[np.ndarray | None, str | None]:
+    """An uploaded picture's pixels and file name; no pixels, with an error shown, when it
+    does not decode; (None, None) before an upload."""
     upload = st.file_uploader("A picture of one digit", type=["png", "jpg", "jpeg"])
     if upload is None:
-        return None
+        return None, None
     try:
-        return decoded_upload(upload.getvalue())
+        return decoded_upload(upload.getvalue()), upload.name
     except ValueError as err:  # not an image, or too large (preprocess.ImageTooLarge)
         st.error(f"{upload.name}: {err}")
-        return None
+        return None, upload.name
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def decoded_upload(data: bytes) -> np.ndarray:
     """An upload's pixels, decoded (and shrunk) once per file content, not on every rerun."""
     return load_image_file(data)
+
+
+def digit_in(image: np.ndarray, name: str | None) -> tuple[np.ndarray | None, bool]:
+    """The 28x28 the models get, and whether a reason for having none was shown.
+
+    An untouched canvas is blank too; that needs no message beyond the page's prompt.
+    """
+    try:
+        return find_digit(image), False
+    except NoDigit as err:
+        if name is None and str(err) == BLANK:
+            return None, False
+        st.warning(f"{name}: {err}" if name else f"Nothing to read yet: {err}")
+        return None, True
 
 
 def show_preprocessed(digit: np.ndarray) -> None:
@@ -133,7 +149,7 @@ def show_top1(answers: dict[str, np.ndarray]) -> None:
         digit = int(np.argmax(probabilities))
         with columns[number % len(columns)]:
             st.metric(label, str(digit))
-            st.caption(f"confidence {probabilities[digit]:.1%}")
+            st.caption(f"confidence {ui.confidence(probabilities[digit])}")
 
 
 # --- page ------------------------------------------------------------------------------------
@@ -147,8 +163,8 @@ done = runs[runs["status"] == "done"]
 left, right = st.columns([3, 2])
 with left:
     source = st.radio("Input", [DRAW, UPLOAD], horizontal=True, label_visibility="collapsed")
-    image = drawn_image() if source == DRAW else uploaded_image()
-digit = to_mnist(image) if image is not None else None
+    image, name = (drawn_image(), None) if source == DRAW else uploaded_image()
+    digit, explained = digit_in(image, name) if image is not None else (None, name is not None)
 with right:
     if digit is not None:
         show_preprocessed(digit)
@@ -162,7 +178,8 @@ if done.empty:
 
 models = chosen_models(done)
 if digit is None:
-    st.info(EMPTY_MESSAGE)
+    if not explained:  # an upload that does not decode, or a speck, is explained above
+        st.info(EMPTY_MESSAGE if source == DRAW else UPLOAD_MESSAGE)
 elif models.empty:
     st.info("Pick at least one model above.")
 else:
