@@ -127,7 +127,7 @@ def show_skipped(runs: pd.DataFrame) -> None:
     if skipped:
         with st.expander(f"{len(skipped)} run folder(s) skipped: unreadable"):
             for name, reason in skipped:
-                st.write(f"**{name}**: {reason}")
+                st.write(f"**{name}**: {reason.removeprefix(f'{name}: ')}")
 
 
 # --- picked runs (URL + session) ---------------------------------------------------------

@@ -268,7 +268,7 @@ def _check_runs(members: list[Member], listed_runs: list[Any]) -> None:
 def _refuse_existing(root: Path, run_ids: list[str]) -> None:
     for run_id in run_ids:
         if os.path.lexists(root / run_id):
-            raise BundleError(f"run {run_id} already exists in {root}; nothing was imported")
+            raise BundleError(f"run {run_id} already exists in {root}")
 
 
 # step 2: unpack into a hidden staging folder, verifying sizes and checksums on the way
@@ -315,7 +315,7 @@ def _check_staged_runs(staging: Path, run_ids: list[str]) -> None:
         except store.StoreError as err:
             raise BundleError(f"run {err}") from err
         if status in store.ACTIVE_STATUSES:  # it would stay "running" here for ever
-            raise BundleError(f"run {run_id} is still {status}, not finished; nothing was imported")
+            raise BundleError(f"run {run_id} is still {status}, not finished")
 
 
 # step 3: move each staged run folder into the store; undo all moves if one fails

@@ -272,7 +272,8 @@ def _read_parquet(path: Path, columns: list[str]) -> pd.DataFrame:
     except FileNotFoundError as err:
         raise StoreError(f"{path.parent.name}: no {path.name}") from err
     except (OSError, pa.ArrowException) as err:
-        raise StoreError(f"{path.parent.name}: unreadable {path.name} ({err})") from err
+        reason = str(err).replace(str(path), path.name)  # the folder is named already
+        raise StoreError(f"{path.parent.name}: unreadable {path.name} ({reason})") from err
     missing = [column for column in columns if column not in frame.columns]
     if missing:
         raise StoreError(f"{path.parent.name}: {path.name} lacks columns {missing}")

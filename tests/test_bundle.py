@@ -399,6 +399,9 @@ def test_a_corrupt_parquet_file_is_refused(
     name = next(name for name in one_run_files if name.endswith("history.parquet"))
     files = {**one_run_files, name: b"PAR1 this is not parquet PAR1"}
     assert_refused(make_bundle(files), results_dir, "unreadable history.parquet")
+    with pytest.raises(BundleError) as refused:
+        import_runs(make_bundle(files), results_dir)
+    assert ".import-" not in str(refused.value)  # the hidden staging folder is not shown
 
 
 def test_a_run_already_in_the_store_refuses_the_whole_bundle(
