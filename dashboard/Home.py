@@ -31,7 +31,12 @@ COLUMNS = {
     "best_epoch": st.column_config.NumberColumn("best epoch"),
     "stopped_epoch": st.column_config.NumberColumn("stopped at"),
     "wall_seconds": st.column_config.NumberColumn("wall time", format="%.1f s"),
-    "seconds_per_epoch": st.column_config.NumberColumn("per epoch", format="%.2f s"),
+    "seconds_per_epoch": st.column_config.NumberColumn(
+        "median epoch",
+        format="%.2f s",
+        help="Median seconds per epoch (the wall time also covers loading, testing, saving "
+        "and any slow epochs of a busy machine).",
+    ),
     "trainable_params": st.column_config.NumberColumn("parameters", format="localized"),
     "seed": st.column_config.NumberColumn("seed"),
     "created_at": st.column_config.DatetimeColumn("created (UTC)", format="YYYY-MM-DD HH:mm"),

@@ -17,6 +17,12 @@ from plotly.subplots import make_subplots
 from engines.metrics import normalize_rows
 
 FRAMEWORK_COLOURS = {"keras": "#d62728", "torch": "#1f77b4", "lightning": "#9467bd"}
+# further runs of one framework: darker and lighter shades of its colour, in this order
+FRAMEWORK_SHADES = {
+    "keras": ("#d62728", "#8c1414", "#f28e8e", "#5c0d0d", "#e85d5e"),
+    "torch": ("#1f77b4", "#0b3f66", "#8cc1e6", "#06263d", "#4f9bd3"),
+    "lightning": ("#9467bd", "#583878", "#c9b3de", "#34214a", "#ad8bcf"),
+}
 ARCH_DASHES = {"dnn": "solid", "cnn": "dash"}
 MARKERS = ("circle", "square", "diamond", "triangle-up", "x", "star", "cross", "pentagon")
 X_AXES = {"epoch": "epoch", "seconds": "wall-clock seconds"}
@@ -38,7 +44,8 @@ def with_elapsed_seconds(history: pd.DataFrame) -> pd.DataFrame:
 def curves_figure(history: pd.DataFrame, metric: str, x: str = "epoch") -> go.Figure:
     """Train (left) and validation (right) ``metric`` of every run, overlaid.
 
-    Colour = framework, dash = architecture, marker shape tells apart runs of the same pair.
+    Colour = framework (a new shade for each further run of it), dash = architecture, and
+    marker shape tells runs apart too.
     """
     if metric not in METRICS:
         raise ValueError(f"metric: must be one of {'|'.join(METRICS)}, got {metric!r}")
@@ -48,8 +55,9 @@ def curves_figure(history: pd.DataFrame, metric: str, x: str = "epoch") -> go.Fi
         rows=1, cols=2, shared_yaxes=True, subplot_titles=(f"train {metric}", f"val {metric}")
     )
     history = with_elapsed_seconds(history)
-    for number, (label, run) in enumerate(history.groupby("label", sort=False)):
-        style = _run_style(run, number)
+    styles = _run_styles(history)
+    for label, run in history.groupby("label", sort=False):
+        style = styles[label]
         for col, split in enumerate(("train", "val"), start=1):
             figure.add_trace(
                 go.Scatter(
@@ -79,7 +87,8 @@ def lr_figure(history: pd.DataFrame) -> go.Figure:
     """The learning rate each run used in each epoch, on a log scale."""
     figure = go.Figure()
     runs = history.sort_values("epoch").groupby("label", sort=False)
-    for number, (label, run) in enumerate(runs):
+    styles = _run_styles(history)
+    for label, run in runs:
         figure.add_trace(
             go.Scatter(
                 x=run["epoch"],
@@ -88,13 +97,14 @@ def lr_figure(history: pd.DataFrame) -> go.Figure:
                 mode="lines+markers",
                 line_shape="hv",
                 hovertemplate="<b>%{fullData.name}</b><br>epoch %{x}<br>lr %{y:.3g}<extra></extra>",
-                **_run_style(run, number),
+                **styles[label],
             )
         )
     figure.update_layout(
         xaxis_title="epoch",
         yaxis_title="learning rate",
         yaxis_type="log",
+        yaxis_tickformat=".0e",  # one notation for every tick (plotly mixes 0.001 and 100μ)
         legend_title_text="run",
         margin={"t": 30},
     )
@@ -111,11 +121,13 @@ def confusion_figure(matrix: np.ndarray, title: str, normalize: bool = False) ->
     values = normalize_rows(matrix) if normalize else np.asarray(matrix)
     digits = [str(d) for d in range(values.shape[0])]
     diverging = bool((values < 0).any())
+    shares = values.dtype.kind == "f"
     heatmap = go.Heatmap(
         z=values,
         x=digits,
         y=digits,
-        text=_cell_texts(values, shares=values.dtype.kind == "f", signed=diverging),
+        text=_cell_texts(values, shares=shares, signed=diverging),
+        colorbar={"tickformat": "+.0%" if diverging else ".0%"} if shares else None,
         texttemplate="%{text}",
         colorscale="RdBu" if diverging else "Blues",
         zmid=0 if diverging else None,
@@ -134,13 +146,23 @@ def confusion_figure(matrix: np.ndarray, title: str, normalize: bool = False) ->
     return figure
 
 
-def _run_style(run: pd.DataFrame, number: int) -> dict:
-    framework, arch = run["framework"].iloc[0], run["arch"].iloc[0]
-    colour = FRAMEWORK_COLOURS.get(framework, "#7f7f7f")
-    return {
-        "line": {"color": colour, "dash": ARCH_DASHES.get(arch, "dot")},
-        "marker": {"color": colour, "symbol": MARKERS[number % len(MARKERS)], "size": 7},
-    }
+def _run_styles(history: pd.DataFrame) -> dict[str, dict]:
+    """Line and marker style of each run (label): its framework's colour, the first run of a
+    framework in the base shade and each further one in the next shade, so that two
+    torch/dnn runs (different seeds, say) do not look alike."""
+    styles, seen = {}, {}
+    runs = history.drop_duplicates("label").sort_values("label")  # the same in every chart
+    for number, (label, framework, arch) in enumerate(
+        zip(runs["label"], runs["framework"], runs["arch"], strict=True)
+    ):
+        shades = FRAMEWORK_SHADES.get(framework, ("#7f7f7f",))
+        colour = shades[seen.get(framework, 0) % len(shades)]
+        seen[framework] = seen.get(framework, 0) + 1
+        styles[label] = {
+            "line": {"color": colour, "dash": ARCH_DASHES.get(arch, "dot")},
+            "marker": {"color": colour, "symbol": MARKERS[number % len(MARKERS)], "size": 7},
+        }
+    return styles
 
 
 def _cell_texts(values: np.ndarray, shares: bool, signed: bool) -> list[list[str]]:

@@ -122,7 +122,7 @@ def _accuracy_rank(run: ReportRun) -> tuple[bool, float]:
 # --- tables ------------------------------------------------------------------------------
 LEADERBOARD_HEADERS = [
     "run", "framework", "arch", "status", "test accuracy", "test loss", "best / stopped epoch",
-    "wall time", "s / epoch", "params", "seed", "created", "run_id",
+    "wall time", "median s / epoch", "params", "seed", "created", "run_id",
 ]  # fmt: skip
 
 
@@ -140,7 +140,7 @@ def leaderboard_table(runs: list[ReportRun]) -> str:
                 _number(run.get("test_loss"), ".4f"),
                 f"{_number(run.get('best_epoch'), 'd')} / {_number(run.get('stopped_epoch'), 'd')}",
                 _seconds(run.get("wall_seconds")),
-                _seconds(run.get("seconds_per_epoch")),
+                _format(run.get("seconds_per_epoch"), ".2f", " s"),
                 _number(run.get("trainable_params"), ",d"),
                 str(spec["seed"]),
                 str(run.get("created_at") or MISSING),

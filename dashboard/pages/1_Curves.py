@@ -34,7 +34,10 @@ if history.empty:
     st.warning("None of these runs has a training history yet.")
     st.stop()
 
-st.caption("Colour = framework, solid = DNN, dashed = CNN; hover a point for the run and value.")
+st.caption(
+    "Colour = framework (one shade per run), solid = DNN, dashed = CNN; "
+    "hover a point for the run and value."
+)
 for metric in charts.METRICS:
     st.plotly_chart(charts.curves_figure(history, metric, x=x), key=f"curves_{metric}")
 

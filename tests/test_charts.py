@@ -1,0 +1,50 @@
+"""Chart styling a reader relies on to tell runs apart."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from dashboard import charts
+
+
+def history_of(*runs: tuple[str, str, str]) -> pd.DataFrame:
+    """Three epochs for each (label, framework, arch), shaped like stacked history.parquet."""
+    rows = [
+        {"label": label, "framework": framework, "arch": arch, "epoch": epoch,
+         "train_loss": 1 / epoch, "val_loss": 1 / epoch, "train_accuracy": 0.9,
+         "val_accuracy": 0.9, "lr": 1e-3 / epoch, "epoch_seconds": 2.0}
+        for label, framework, arch in runs
+        for epoch in (1, 2, 3)
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def colours(figure) -> dict[str, str]:
+    return {trace.name: trace.line.color for trace in figure.data}
+
+
+def test_runs_of_one_framework_get_different_shades_of_its_colour() -> None:
+    history = history_of(
+        ("torch/dnn aaaaaa", "torch", "dnn"),
+        ("torch/dnn bbbbbb", "torch", "dnn"),
+        ("keras/dnn cccccc", "keras", "dnn"),
+    )
+    shown = colours(charts.curves_figure(history, "loss"))
+    assert shown["torch/dnn aaaaaa"] != shown["torch/dnn bbbbbb"]
+    assert {shown["torch/dnn aaaaaa"], shown["torch/dnn bbbbbb"]} <= set(
+        charts.FRAMEWORK_SHADES["torch"]
+    )
+    assert shown["keras/dnn cccccc"] == charts.FRAMEWORK_COLOURS["keras"]
+
+
+def test_a_run_has_the_same_style_in_the_curves_and_the_lr_chart() -> None:
+    history = history_of(
+        ("torch/dnn bbbbbb", "torch", "dnn"),
+        ("torch/cnn aaaaaa", "torch", "cnn"),
+        ("torch/dnn cccccc", "torch", "dnn"),
+    )
+    curves = charts.curves_figure(history, "accuracy")
+    lr = charts.lr_figure(history)
+    styles = {t.name: (t.line.color, t.line.dash, t.marker.symbol) for t in curves.data}
+    assert styles == {t.name: (t.line.color, t.line.dash, t.marker.symbol) for t in lr.data}
+    assert len({colour for colour, _, _ in styles.values()}) == 3
