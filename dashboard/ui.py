@@ -126,6 +126,7 @@ def show_skipped(runs: pd.DataFrame) -> None:
     skipped = runs.attrs.get("skipped", [])
     if skipped:
         with st.expander(f"{len(skipped)} run folder(s) skipped: unreadable"):
+            st.caption("Fix their files, or remove them under Delete runs on the Runs page.")
             for name, reason in skipped:
                 st.write(f"**{name}**: {reason.removeprefix(f'{name}: ')}")
 

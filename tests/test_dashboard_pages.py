@@ -457,6 +457,24 @@ def test_delete_confirmation_names_the_runs_it_will_delete(
     assert kept.name not in warning
 
 
+@pytest.mark.parametrize("with_a_good_run", [True, False], ids=["beside-a-run", "alone"])
+def test_an_unreadable_run_folder_can_be_deleted_from_the_runs_page(
+    results_dir: Path, trained_store: Path, with_a_good_run: bool
+) -> None:
+    kept = copy_runs(trained_store, results_dir, 1) if with_a_good_run else []
+    broken = results_dir / "20240101-000000-torch-dnn-broken"
+    broken.mkdir()
+    (broken / store.RUN_JSON).write_text("{not json")
+    app = open_page("runs")
+    box = app.multiselect(key="delete")
+    assert box.format_func(broken.name) == f"{broken.name} (unreadable)"
+
+    press(ask_to_delete(app, [broken]), app.button(key="delete_yes"))
+
+    assert not broken.exists()
+    assert [d.name for d in store.iter_run_dirs(results_dir)] == [d.name for d in kept]
+
+
 @pytest.mark.parametrize("new_choice", ["another run", "nothing"])
 def test_changing_the_delete_choice_drops_the_confirmation(
     results_dir: Path, trained_store: Path, new_choice: str

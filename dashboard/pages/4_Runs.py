@@ -57,8 +57,9 @@ def delete_controls(runs: pd.DataFrame) -> None:
     The confirmation holds for exactly the runs chosen when Delete was pressed: once the
     choice changes (or a chosen run disappears) it is dropped, and Delete must be pressed again.
     """
-    finished = runs[~runs["status"].isin(ui.ACTIVE)]
-    labels = ui.labels_by_id(finished)
+    finished = deletable(runs)
+    labels = ui.labels_by_id(finished[finished["readable"]])
+    labels |= {name: f"{name} (unreadable)" for name in finished["run_id"][~finished["readable"]]}
     if not labels:
         st.caption("No finished runs (cancel a job before deleting it).")
         return
@@ -69,6 +70,18 @@ def delete_controls(runs: pd.DataFrame) -> None:
         st.session_state.pop(CONFIRM_KEY, None)  # confirmed for another choice: ask again
         return
     confirm_delete(finished[finished["run_id"].isin(chosen)], labels)
+
+
+def deletable(runs: pd.DataFrame) -> pd.DataFrame:
+    """The finished runs, then the folders the store could not read (``readable`` False):
+    the dashboard is the one place a user sees those, so it can remove them too."""
+    finished = runs[~runs["status"].isin(ui.ACTIVE)].assign(readable=True)
+    root = ui.results_root()
+    broken = pd.DataFrame(
+        [(name, str(root / name), False) for name, _ in runs.attrs.get("skipped", [])],
+        columns=["run_id", "run_dir", "readable"],
+    )
+    return pd.concat([finished, broken], ignore_index=True) if len(broken) else finished
 
 
 def confirm_delete(doomed: pd.DataFrame, labels: dict[str, str]) -> None:
@@ -159,6 +172,7 @@ else:
     show_table(runs)
     st.subheader("Cancel a job")
     cancel_controls(runs)
+if not runs.empty or runs.attrs.get("skipped"):
     st.subheader("Delete runs")
     delete_controls(runs)
 st.subheader("Share")
