@@ -104,7 +104,7 @@ def lr_figure(history: pd.DataFrame) -> go.Figure:
         xaxis_title="epoch",
         yaxis_title="learning rate",
         yaxis_type="log",
-        yaxis_tickformat=".0e",  # one notation for every tick (plotly mixes 0.001 and 100μ)
+        yaxis_exponentformat="power",  # 10⁻³, 10⁻⁴: not plotly's mix of 0.001 and 100μ
         legend_title_text="run",
         margin={"t": 30},
     )
