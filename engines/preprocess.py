@@ -12,8 +12,9 @@ digits prepared the same way, so every input goes through :func:`to_mnist`:
 4. longer side scaled to 20 px, contrast stretched to 0..255;
 5. pasted in 28x28 with the centre of mass at (14, 14) (row, column).
 
-Uploads and PIL images larger than :data:`MAX_SIDE` are box-averaged down before step 1 (the
-output is 28x28 anyway), so a huge photo costs megabytes, not gigabytes of float copies.
+Images (uploads, PIL images, arrays) larger than :data:`MAX_SIDE` are box-averaged down
+before step 1 (the output is 28x28 anyway), so a huge photo costs megabytes, not gigabytes
+of float copies.
 """
 
 from __future__ import annotations
@@ -167,19 +168,38 @@ def ink_map(image: Any) -> np.ndarray:
 
 
 def _as_float_array(image: Any) -> np.ndarray:
-    """Any supported input as float64 in 0..1 (a large PIL image shrunk first)."""
+    """Any supported input as float64 in 0..1, a large image shrunk first (see module doc)."""
     if isinstance(image, Image.Image):
         image = np.asarray(_plain_and_small(image))
     pixels = np.asarray(image)
+    return np.nan_to_num(_box_averaged(pixels)) / _full_scale(pixels)
+
+
+def _full_scale(pixels: np.ndarray) -> float:
+    """The value that means full intensity: 1 (bool, float 0..1), 255 or 65535."""
     if pixels.dtype == np.bool_:
-        return pixels.astype(np.float64)
+        return 1.0
     if np.issubdtype(pixels.dtype, np.integer):
-        top = 255.0 if pixels.dtype.itemsize == 1 or pixels.max(initial=0) <= 255 else 65535.0
-        return pixels.astype(np.float64) / top
+        return 255.0 if pixels.dtype.itemsize == 1 or pixels.max(initial=0) <= 255 else 65535.0
     if np.issubdtype(pixels.dtype, np.floating):
-        pixels = np.nan_to_num(pixels.astype(np.float64))
-        return pixels / 255.0 if pixels.max(initial=0) > 1.0 else pixels
+        return 255.0 if np.fmax.reduce(pixels, axis=None, initial=0.0) > 1.0 else 1.0
     raise ValueError(f"unsupported image data type {pixels.dtype}")
+
+
+def _box_averaged(pixels: np.ndarray) -> np.ndarray:
+    """float64 ``pixels``, box-averaged down when the longer side exceeds :data:`MAX_SIDE`.
+
+    The mean reduces blocks of the array in place, so a huge array never gets a full-size
+    float64 copy (8x a uint8 image).
+    """
+    factor = _shrink_factor(pixels.shape[:2]) if pixels.ndim >= 2 else 1
+    if factor == 1:
+        return pixels.astype(np.float64)
+    height, width = (side // factor * factor for side in pixels.shape[:2])
+    blocks = pixels[:height, :width].reshape(
+        height // factor, factor, width // factor, factor, *pixels.shape[2:]
+    )
+    return blocks.mean(axis=(1, 3), dtype=np.float64)
 
 
 def _gray_from_channels(pixels: np.ndarray) -> np.ndarray:

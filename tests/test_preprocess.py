@@ -265,6 +265,15 @@ def test_huge_pil_image_gives_the_same_digit_with_bounded_memory(mode: str) -> N
     assert peak < PEAK_BYTES, peak
 
 
+@pytest.mark.parametrize("mode", ["L", "RGBA"])
+def test_huge_numpy_array_gives_the_same_digit_with_bounded_memory(mode: str) -> None:
+    pixels = np.asarray(huge_seven(mode, 4000))  # uint8; a float64 copy alone: 128-512 MB
+    digit, peak = traced_peak(lambda: to_mnist(pixels))
+    assert_mnist_like(digit)
+    assert correlation(digit, to_mnist(draw_seven())) > 0.98
+    assert peak < PEAK_BYTES, peak
+
+
 def test_large_phone_photo_keeps_its_exif_rotation() -> None:
     photo = huge_seven("RGB", 2400)
     exif = Image.Exif()
