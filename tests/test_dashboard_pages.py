@@ -469,7 +469,9 @@ def test_an_unreadable_run_folder_can_be_deleted_from_the_runs_page(
     box = app.multiselect(key="delete")
     assert box.format_func(broken.name) == f"{broken.name} (unreadable)"
 
-    press(ask_to_delete(app, [broken]), app.button(key="delete_yes"))
+    ask_to_delete(app, [broken])
+    assert f"- `{broken.name}` (unreadable folder)" in texts(app.warning)  # named once
+    press(app, app.button(key="delete_yes"))
 
     assert not broken.exists()
     assert [d.name for d in store.iter_run_dirs(results_dir)] == [d.name for d in kept]

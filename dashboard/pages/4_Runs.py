@@ -87,7 +87,10 @@ def deletable(runs: pd.DataFrame) -> pd.DataFrame:
 
 def confirm_delete(doomed: pd.DataFrame, labels: dict[str, str]) -> None:
     """The warning naming every run to delete, and the buttons to delete or keep them."""
-    names = "\n".join(f"- `{run_id}` ({labels[run_id]})" for run_id in doomed["run_id"])
+    names = "\n".join(
+        f"- `{run.run_id}` ({labels[run.run_id] if run.readable else 'unreadable folder'})"
+        for run in doomed.itertuples()
+    )
     st.warning(
         f"Delete these {len(doomed)} run(s) and all their files? This cannot be undone.\n\n" + names
     )
