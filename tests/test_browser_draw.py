@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
+from playwright.sync_api import expect
 
 import engines
 from tests.streamlit_server import browser_page, running_app, wait_for_idle
@@ -91,9 +92,16 @@ def test_clear_button_empties_the_canvas_and_the_predictions(draw_page) -> None:
     assert page.locator('[data-testid="stMetric"]').count() == 0
 
 
+def only_canvas(page):
+    """The canvas, once a cleared one has replaced the old (both exist for a moment)."""
+    canvas = page.locator(CANVAS)  # Playwright locators see into the component's shadow root
+    expect(canvas).to_have_count(1, timeout=ANSWER_TIMEOUT_MS)
+    return canvas
+
+
 def test_a_dot_is_called_a_speck_not_classified(draw_page) -> None:
     page = draw_page
-    box = page.locator(CANVAS).bounding_box()
+    box = only_canvas(page).bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x, y)
     page.mouse.down()
