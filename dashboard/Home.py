@@ -51,13 +51,7 @@ def show_empty_store() -> None:
     st.code(ui.CLI_EXAMPLE, language="bash")
     quick = f"{ui.QUICK_START['epochs']} epochs on {ui.QUICK_START['train_limit']:,} images"
     if st.button(f"Quick start: train all six pairs briefly ({quick})", type="primary"):
-        try:
-            run_dirs = ui.submit_jobs(ui.build_specs(FRAMEWORKS, ARCHS, ui.QUICK_START))
-        except OSError as err:
-            st.error(f"Could not queue the jobs in {ui.results_root()}: {err}")
-            return
-        ui.flash(f"Queued {len(run_dirs)} jobs: follow them in the sidebar.")
-        st.rerun()
+        ui.queue_jobs(ui.build_specs(FRAMEWORKS, ARCHS, ui.QUICK_START))
 
 
 def filtered(runs: pd.DataFrame) -> pd.DataFrame:

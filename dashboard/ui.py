@@ -28,6 +28,23 @@ FLASH_KEY = "flash"
 PROGRESS_SECONDS = 2
 ACTIVE = store.ACTIVE_STATUSES
 QUICK_START = {"epochs": 2, "train_limit": 10_000}
+FIELD_LABELS = {  # RunSpec field -> its label in the sidebar launcher
+    "epochs": "Max epochs",
+    "train_limit": "Training images",
+    "batch_size": "Batch size",
+    "lr": "Learning rate",
+    "es_patience": "Early-stopping patience",
+    "augment_shift": "Random shift (px)",
+    "augment_rotate": "Random rotation (degrees)",
+    "augment_zoom": "Random zoom (%)",
+    "label_smoothing": "Label smoothing",
+    "dropout": "Dropout",
+    "seed": "Seed",
+    "plateau_factor": "Plateau factor",
+    "plateau_patience": "Plateau patience",
+    "step_size": "Step size (epochs)",
+    "step_gamma": "Step gamma",
+}
 CLI_EXAMPLE = "python -m engines grid --epochs 2 --train-limit 10000"
 
 
@@ -242,6 +259,36 @@ def submit_jobs(specs: list[RunSpec]) -> list[Path]:
     return run_dirs
 
 
+def queue_jobs(specs: list[RunSpec]) -> None:
+    """Queue the specs and rerun the app, so the job list and the tables show them at once.
+
+    A spec that a queued or running job already trains is skipped and named (a double click
+    on Start must not train the same run twice); a store that cannot be written is reported.
+    """
+    root = results_root()
+    try:
+        twins = jobs.active_twins(specs, root)
+        run_dirs = submit_jobs([spec for spec in specs if spec not in twins])
+    except OSError as err:
+        st.error(f"Could not queue the jobs in {root}: {err}")
+        return
+    if twins:
+        names = ", ".join(
+            run_label({"framework": s.framework, "arch": s.arch, "run_id": run_id})
+            for s, run_id in twins.items()
+        )
+        skipped = (
+            f"Not queued again, already queued or running with the same settings: {names}. "
+            "Change the seed (or another setting) to train another run."
+        )
+        if not run_dirs:
+            st.warning(skipped)
+            return
+        flash(skipped, error=True)
+    flash(f"Queued {len(run_dirs)} job(s): progress in the sidebar.")
+    st.rerun(scope="app")
+
+
 def sidebar() -> None:
     """The training launcher and the live job list (call once per page)."""
     st.session_state[STATUSES_KEY] = _statuses(cached_runs())  # what this page run shows
@@ -265,11 +312,23 @@ def _defaults_hint(name: str) -> str:
     return " · ".join(f"{arch} {values[name]}" for arch, values in ARCH_DEFAULTS.items())
 
 
-def _number(label: str, key: str, value: Any, step: Any, **options: Any) -> Any:
-    """A launcher number field; its value is kept for the session, across pages."""
+def _number(field: str, value: Any, step: Any, **options: Any) -> Any:
+    """The launcher's field for a RunSpec ``field``; its value is kept for the session."""
     return st.number_input(
-        label, value=value, step=step, key=f"launch_{key}", persist_state="session", **options
+        FIELD_LABELS[field],
+        value=value,
+        step=step,
+        key=f"launch_{field}",
+        persist_state="session",
+        **options,
     )
+
+
+def in_launcher_words(message: str) -> str:
+    """A RunSpec error (``train_limit: must be …``) with the field's label from the launcher
+    (``Training images: must be …``)."""
+    field, sep, rest = message.partition(": ")
+    return f"{FIELD_LABELS[field]}: {rest}" if sep and field in FIELD_LABELS else message
 
 
 @st.fragment
@@ -286,20 +345,16 @@ def _launcher() -> None:
     )
     archs = st.multiselect("Architectures", ARCHS, default=ARCHS, key="launch_arch", **keep)
     settings: dict[str, Any] = {
-        "epochs": _number("Max epochs", "epochs", None, 1, placeholder=_defaults_hint("epochs")),
+        "epochs": _number("epochs", None, 1, placeholder=_defaults_hint("epochs")),
         "train_limit": _number(
-            "Training images",
             "train_limit",
             None,
             1000,
             placeholder="all 55,000",
             help="Use only the first N training images (quick runs).",
         ),
-        "batch_size": _number(
-            "Batch size", "batch_size", None, 1, placeholder=_defaults_hint("batch_size")
-        ),
+        "batch_size": _number("batch_size", None, 1, placeholder=_defaults_hint("batch_size")),
         "lr": _number(
-            "Learning rate",
             "lr",
             None,
             1e-4,
@@ -310,14 +365,12 @@ def _launcher() -> None:
     with st.expander("Scheduler, early stopping, seed"):
         settings.update(_scheduler_settings())
         settings["es_patience"] = _number(
-            "Early-stopping patience",
             "es_patience",
             None,
             1,
             placeholder=_defaults_hint("es_patience"),
         )
         settings["augment_shift"] = _number(
-            "Random shift (px)",
             "augment_shift",
             None,
             1,
@@ -326,7 +379,6 @@ def _launcher() -> None:
             "(0 = no augmentation). Validation and test images are never shifted.",
         )
         settings["augment_rotate"] = _number(
-            "Random rotation (degrees)",
             "augment_rotate",
             None,
             1,
@@ -335,7 +387,6 @@ def _launcher() -> None:
             "epoch (0 = off). Validation and test images are never rotated.",
         )
         settings["augment_zoom"] = _number(
-            "Random zoom (%)",
             "augment_zoom",
             None,
             1,
@@ -344,7 +395,6 @@ def _launcher() -> None:
             "redrawn every epoch (0 = off). Validation and test images are never scaled.",
         )
         settings["label_smoothing"] = _number(
-            "Label smoothing",
             "label_smoothing",
             None,
             0.05,
@@ -354,8 +404,8 @@ def _launcher() -> None:
             "together (0 = off). The validation and test losses stay plain cross-entropy, "
             "so curves compare with runs without it.",
         )
-        settings["dropout"] = _number("Dropout", "dropout", 0.3, 0.05)
-        settings["seed"] = _number("Seed", "seed", 42, 1)
+        settings["dropout"] = _number("dropout", 0.3, 0.05)
+        settings["seed"] = _number("seed", 42, 1)
     if st.button("Start training", type="primary", key="launch_start"):
         _start(frameworks, archs, settings)
 
@@ -369,11 +419,11 @@ def _scheduler_settings() -> dict[str, Any]:
     scheduler = None if choice == default else choice
     values: dict[str, Any] = {"scheduler": scheduler}
     if scheduler in (None, "plateau"):
-        values["plateau_factor"] = _number("Plateau factor", "plateau_factor", 0.5, 0.1)
-        values["plateau_patience"] = _number("Plateau patience", "plateau_patience", 3, 1)
+        values["plateau_factor"] = _number("plateau_factor", 0.5, 0.1)
+        values["plateau_patience"] = _number("plateau_patience", 3, 1)
     if scheduler in (None, "step"):
-        values["step_size"] = _number("Step size (epochs)", "step_size", 5, 1)
-        values["step_gamma"] = _number("Step gamma", "step_gamma", 0.5, 0.1)
+        values["step_size"] = _number("step_size", 5, 1)
+        values["step_gamma"] = _number("step_gamma", 0.5, 0.1)
     return values
 
 
@@ -381,15 +431,9 @@ def _start(frameworks: list[str], archs: list[str], settings: dict[str, Any]) ->
     try:
         specs = build_specs(frameworks, archs, settings)
     except ValueError as err:
-        st.error(f"Not started: {err}")
+        st.error(f"Not started: {in_launcher_words(str(err))}")
         return
-    try:
-        run_dirs = submit_jobs(specs)
-    except OSError as err:
-        st.error(f"Could not queue the jobs in {results_root()}: {err}")
-        return
-    flash(f"Queued {len(run_dirs)} job(s): progress in the sidebar.")
-    st.rerun(scope="app")  # the job list and the tables show them at once
+    queue_jobs(specs)
 
 
 # --- live job progress -------------------------------------------------------------------
@@ -413,12 +457,10 @@ def job_progress(run: dict[str, Any]) -> str:
 
 
 def job_line(run: dict[str, Any]) -> str:
-    """One markdown line about a job, e.g. ``**torch/dnn** · running · epoch 3/10 · …``."""
-    return " · ".join(
-        part
-        for part in (f"**{run['framework']}/{run['arch']}**", run["status"], job_progress(run))
-        if part
-    )
+    """One markdown line about a job, e.g. ``**torch/dnn a1b2c3** · running · epoch 3/10``;
+    the short run id tells two jobs of one pair apart, as everywhere else."""
+    parts = (f"**{run_label(run)}**", run["status"], job_progress(run))
+    return " · ".join(part for part in parts if part)
 
 
 def _statuses(runs: pd.DataFrame) -> dict[str, str]:

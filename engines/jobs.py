@@ -50,6 +50,27 @@ def submit(
     return run_dirs
 
 
+def active_twins(
+    specs: Iterable[RunSpec], results_dir: str | Path | None = None
+) -> dict[RunSpec, str]:
+    """The specs a queued or running job in the store already trains, each with that job's
+    run id. Queueing one again would train the very same run twice (same data, same seed):
+    a double click, not a wish, so the dashboard skips it and says so."""
+    wanted = set(specs)
+    twins: dict[RunSpec, str] = {}
+    for run_dir in store.iter_run_dirs(results_dir):
+        try:
+            run = store.read_run(run_dir)
+        except store.StoreError:
+            continue  # the dashboard lists unreadable folders elsewhere
+        if store.effective_status(run) not in store.ACTIVE_STATUSES:
+            continue
+        spec = RunSpec.from_stored(run["spec"])
+        if spec in wanted:
+            twins.setdefault(spec, run["run_id"])
+    return twins
+
+
 class CancelRefused(Exception):
     """A running job that this machine cannot stop; the message says why, for the user."""
 

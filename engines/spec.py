@@ -15,6 +15,7 @@ from typing import Any
 FRAMEWORKS = ("keras", "torch", "lightning")
 ARCHS = ("dnn", "cnn")
 SCHEDULERS = ("plateau", "step", "cosine", "none")
+MNIST_TRAIN_IMAGES = 60_000  # split into validation (val_size) and training images
 
 # Defaults per architecture (see README "Training defaults"). The reference trains at batch
 # 32 with Adam 1e-3 (DNN: 50 epochs, ReduceLROnPlateau, patience 5; CNN: 20 epochs, StepLR,
@@ -98,7 +99,7 @@ class RunSpec:
         _check_choice("arch", self.arch, ARCHS)
         _check_choice("scheduler", self.scheduler, SCHEDULERS)
         _check_int("epochs", self.epochs, low=1, high=1000)
-        _check_int("batch_size", self.batch_size, low=1, high=60000)
+        _check_int("batch_size", self.batch_size, low=1, high=MNIST_TRAIN_IMAGES)
         _check_float("lr", self.lr, low=0.0, high=10.0, low_inclusive=False)
         _check_float("dropout", self.dropout, low=0.0, high=1.0, high_inclusive=False)
         _check_float("plateau_factor", self.plateau_factor, low=0.0, high=1.0, low_inclusive=False)
@@ -114,9 +115,10 @@ class RunSpec:
             "label_smoothing", self.label_smoothing, low=0.0, high=1.0, high_inclusive=False
         )
         _check_int("seed", self.seed, low=0, high=2**31 - 1)
-        if self.train_limit is not None:
-            _check_int("train_limit", self.train_limit, low=1, high=60000)
-        _check_int("val_size", self.val_size, low=1, high=59999)
+        _check_int("val_size", self.val_size, low=1, high=MNIST_TRAIN_IMAGES - 1)
+        if self.train_limit is not None:  # what the validation images leave
+            high = MNIST_TRAIN_IMAGES - self.val_size
+            _check_int("train_limit", self.train_limit, low=1, high=high)
         if self.test_limit is not None:
             _check_int("test_limit", self.test_limit, low=1, high=10000)
         if not isinstance(self.notes, str):
@@ -149,6 +151,7 @@ class RunSpec:
         written take the value that run actually trained with, not today's default."""
         if isinstance(data, dict):
             data = {**FIELDS_ADDED_LATER, **data}
+            data = _train_limit_as_trained(data)
         return cls.from_dict(data)
 
     @classmethod
@@ -180,6 +183,15 @@ def _choices_for(name: str) -> str:
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(f"{name}: must be one of {'|'.join(choices)}, got {value!r}")
+
+
+def _train_limit_as_trained(data: dict[str, Any]) -> dict[str, Any]:
+    """Runs stored before train_limit was capped at the training images (55,000 with the
+    default split) trained on all of them: read such a limit as that number."""
+    limit, val_size = data.get("train_limit"), data.get("val_size", 5000)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (limit, val_size)):
+        return data  # validation names the bad field
+    return {**data, "train_limit": min(limit, MNIST_TRAIN_IMAGES - val_size)}
 
 
 def _check_int(name: str, value: Any, *, low: int, high: int) -> None:

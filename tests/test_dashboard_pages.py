@@ -165,12 +165,37 @@ def test_sidebar_start_queues_one_job_per_chosen_pair_with_the_chosen_settings(
         arch: tuple(ARCH_DEFAULTS[arch][f] for f in fields) for arch in ("dnn", "cnn")
     }
     assert "Queued 2 job(s)" in texts(app.toast)
-    assert "torch/dnn" in texts(app.sidebar.markdown)  # followed in the job list
+    for run in engines.load_runs(results_dir).itertuples():  # followed in the job list
+        assert f"**{label(run)}**" in texts(app.sidebar.markdown)
+
+
+def test_pressing_start_again_does_not_queue_the_same_job_twice(
+    results_dir: Path, no_worker
+) -> None:
+    app = open_page("home")
+    app.sidebar.multiselect(key="launch_fw").set_value(["torch"])
+    app.sidebar.multiselect(key="launch_arch").set_value(["dnn"])
+    press(app, app.sidebar.button(key="launch_start"))
+    (first,) = engines.load_runs(results_dir).itertuples()
+
+    press(app, app.sidebar.button(key="launch_start"))  # a double click
+
+    assert len(engines.load_runs(results_dir)) == 1
+    assert f"already queued or running with the same settings: {label(first)}" in texts(
+        app.sidebar.warning
+    )
+    app.sidebar.number_input(key="launch_seed").set_value(7)
+    press(app, app.sidebar.button(key="launch_start"))  # another seed is another run
+    assert sorted(s.seed for s in queued_specs(results_dir)) == [7, 42]
 
 
 @pytest.mark.parametrize(
     ("field", "value", "message"),
-    [("launch_lr", 0.0, "lr"), ("launch_train_limit", 0, "train_limit")],
+    [
+        ("launch_lr", 0.0, "Learning rate: must be"),
+        ("launch_train_limit", 0, "Training images: must be between 1 and 55000"),
+        ("launch_train_limit", 55_001, "Training images: must be between 1 and 55000"),
+    ],
 )
 def test_sidebar_refuses_invalid_settings_and_queues_nothing(
     results_dir: Path, no_worker, field: str, value: float, message: str

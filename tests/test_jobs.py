@@ -129,3 +129,16 @@ def test_cancel_reports_a_stop_signal_it_may_not_send_instead_of_raising_it(
 
     with pytest.raises(jobs.CancelRefused, match="Operation not permitted"):
         jobs.cancel(run_dir)
+
+
+def test_active_twins_are_queued_or_running_jobs_with_the_very_same_spec(tmp_path: Path) -> None:
+    queued = RunSpec("torch", "dnn", epochs=1)
+    finished = RunSpec("torch", "cnn", epochs=1)
+    queued_dir = store.create_run(queued, tmp_path, status="queued")
+    store.update_run(store.create_run(finished, tmp_path, status="queued"), status="done")
+    other_seed = RunSpec("torch", "dnn", epochs=1, seed=7)
+    same_but_notes = RunSpec("torch", "dnn", epochs=1, notes="again")
+
+    twins = jobs.active_twins([queued, finished, other_seed, same_but_notes], tmp_path)
+
+    assert twins == {queued: queued_dir.name}  # notes do not make another run

@@ -101,3 +101,19 @@ def test_unknown_and_missing_fields_are_rejected() -> None:
         RunSpec.from_dict({"framework": "torch"})
     with pytest.raises(ValueError, match="^spec: not valid JSON"):
         RunSpec.from_json("{not json")
+
+
+def test_train_limit_is_capped_at_the_images_the_validation_split_leaves() -> None:
+    assert RunSpec("torch", "dnn", train_limit=55_000).train_limit == 55_000
+    with pytest.raises(ValueError, match="train_limit: must be between 1 and 55000"):
+        RunSpec("torch", "dnn", train_limit=55_001)
+    assert RunSpec("torch", "dnn", val_size=10_000, train_limit=50_000).train_limit == 50_000
+    with pytest.raises(ValueError, match="train_limit: must be between 1 and 50000"):
+        RunSpec("torch", "dnn", val_size=10_000, train_limit=50_001)
+
+
+def test_a_stored_train_limit_above_the_cap_reads_as_the_images_it_trained_on() -> None:
+    stored = RunSpec("torch", "dnn").to_dict() | {"train_limit": 60_000}
+    assert RunSpec.from_stored(stored).train_limit == 55_000
+    with pytest.raises(ValueError, match="train_limit"):
+        RunSpec.from_dict(stored)  # a new spec must say what it means
