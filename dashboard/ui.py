@@ -184,11 +184,18 @@ def picked_runs(runs: pd.DataFrame, default_status: str | None = "done") -> pd.D
     ids = picked_run_ids()
     if not ids:
         return runs if default_status is None else runs[runs["status"] == default_status]
-    known = set(runs["run_id"])
-    missing = [i for i in ids if i not in known]
-    if missing:
-        st.warning(f"Not in this store: {', '.join(missing)}")
+    warn_missing_picks(runs)
     return runs[runs["run_id"].isin(ids)]
+
+
+def warn_missing_picks(runs: pd.DataFrame) -> None:
+    """Name the picked runs (from a shared link, say) that this store does not have."""
+    missing = [i for i in picked_run_ids() if i not in set(runs["run_id"])]
+    if missing:
+        st.warning(
+            f"Not in this store: {', '.join(missing)}. To see runs from another dashboard, "
+            "import their bundle on the Runs page (or point RESULTS_DIR at their store)."
+        )
 
 
 def explain_nothing_to_show() -> None:

@@ -581,3 +581,29 @@ def test_a_bad_bundle_is_refused_with_a_message_and_nothing_written(results_dir:
 
     assert "Bundle refused" in texts(app.error)
     assert engines.load_runs(results_dir).empty
+
+
+def test_sharing_names_the_picked_runs_it_leaves_out_because_they_are_not_finished(
+    results_dir: Path, trained_store: Path
+) -> None:
+    (done,) = copy_runs(trained_store, results_dir, 1)
+    cancelled = store.create_run(RunSpec("torch", "dnn"), results_dir, status="queued")
+    store.update_run(cancelled, status="cancelled", error="cancelled")
+
+    app = open_page("runs", runs=[done.name, cancelled.name])
+
+    left_out = f"(not finished): torch/dnn {cancelled.name[-6:]} (cancelled)"
+    assert left_out in texts(app.caption)
+    link = texts(app.code)
+    assert done.name in link and cancelled.name not in link
+
+
+@pytest.mark.parametrize("page", ["home", "runs"])
+def test_a_link_opened_on_an_empty_store_names_the_runs_it_asked_for(
+    results_dir: Path, page: str
+) -> None:
+    app = open_page(page, runs=["20990101-000000-torch-dnn-gone00"])
+
+    warning = texts(app.warning)
+    assert "Not in this store: 20990101-000000-torch-dnn-gone00" in warning
+    assert "import their bundle" in warning

@@ -124,6 +124,11 @@ def share_controls(runs: pd.DataFrame) -> None:
     ui.run_picker(runs, label="Runs to share", key="share_pick")
     picked = ui.picked_runs(runs, default_status=None) if ui.picked_run_ids() else runs[:0]
     finished = picked[picked["status"] == "done"]
+    unfinished = picked[picked["status"] != "done"]
+    if not unfinished.empty:
+        labels = ui.labels_by_id(unfinished)
+        left_out = ", ".join(f"{labels[r.run_id]} ({r.status})" for r in unfinished.itertuples())
+        st.caption(f"Left out of the link, report and bundle (not finished): {left_out}")
     if finished.empty:
         st.caption("Pick finished runs to share them.")
     else:
@@ -172,6 +177,7 @@ runs = ui.cached_runs()
 ui.show_skipped(runs)
 if runs.empty:
     st.info("No runs in this store yet: start some from the sidebar or import a bundle below.")
+    ui.warn_missing_picks(runs)  # a shared link opened on an empty store
 else:
     show_table(runs)
     st.subheader("Cancel a job")
