@@ -22,6 +22,7 @@ from typing import Any
 
 from engines import store
 from engines.core import EpochStats, import_engine
+from engines.data import MnistError
 from engines.spec import RunSpec
 
 
@@ -128,11 +129,18 @@ def execute(run_dir: Path, on_epoch: Callable[[EpochStats], None] | None = None)
     except (Cancelled, KeyboardInterrupt) as err:
         return _finish(run_dir, started, "cancelled", str(err) or "cancelled")
     except Exception as err:
-        detail = "".join(traceback.format_exception_only(type(err), err)).strip()
-        _finish(run_dir, started, "failed", detail, trace=traceback.format_exc())
+        _finish(run_dir, started, "failed", failure_text(err), trace=traceback.format_exc())
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def failure_text(err: Exception) -> str:
+    """The error as a failed job shows it. A data error is written for the user, so it is
+    just its message; anything else keeps its type (``RuntimeError: …``) to say what broke."""
+    if isinstance(err, MnistError):
+        return str(err)
+    return "".join(traceback.format_exception_only(type(err), err)).strip()
 
 
 def _finish(run_dir: Path, started: float, status: str, error: str, trace: str = "") -> dict:

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from engines import load_runs, runner, store
+from engines.data import MnistError
 from engines.spec import RunSpec
 from tests.conftest import PROJECT_ROOT
 
@@ -292,3 +293,22 @@ def test_atomic_write_never_leaves_a_partial_file(tmp_path: Path) -> None:
         store._atomic_write(target, failing_write)
     assert pq.read_table(target).to_pandas()["a"].tolist() == [1, 2]
     assert os.listdir(tmp_path) == ["history.parquet"]
+
+
+def test_a_run_failing_on_damaged_mnist_files_records_the_message_without_a_class_name(
+    results_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mnist = tmp_path / "mnist"
+    mnist.mkdir()
+    for kind in ("train-images-idx3", "train-labels-idx1", "t10k-images-idx3", "t10k-labels-idx1"):
+        (mnist / f"{kind}-ubyte.gz").write_bytes(b"not gzip")
+    monkeypatch.setenv("MNIST_DIR", str(mnist))
+    run_dir = store.create_run(RunSpec("torch", "dnn", epochs=1))
+
+    with pytest.raises(MnistError):
+        runner.execute(run_dir)
+
+    run = store.read_run(run_dir)
+    assert run["status"] == "failed"
+    assert run["error"].startswith(str(mnist / "train-images-idx3-ubyte.gz"))
+    assert "MnistError" in run["traceback"]  # the full story stays in run.json
