@@ -561,7 +561,7 @@ def test_imported_bundle_adds_its_runs_to_the_store(results_dir: Path, trained_s
     run_dirs = store.iter_run_dirs(trained_store)[:2]
     app = open_page("runs")
     zipped = bundle.export_runs(run_dirs)
-    app.file_uploader(key="bundle_file").upload("runs.zip", zipped, "application/zip")
+    app.file_uploader(key="bundle_file_0").upload("runs.zip", zipped, "application/zip")
     rerun(app)
 
     press(app, app.button(key="bundle_import"))
@@ -570,11 +570,12 @@ def test_imported_bundle_adds_its_runs_to_the_store(results_dir: Path, trained_s
     assert set(engines.load_runs(results_dir)["run_id"]) == imported
     assert set(app.dataframe[0].value["run_id"]) == imported
     assert "Imported 2 run(s)" in texts(app.toast)
+    assert "bundle_import" not in button_keys(app)  # an empty uploader: no second import
 
 
 def test_a_bad_bundle_is_refused_with_a_message_and_nothing_written(results_dir: Path) -> None:
     app = open_page("runs")
-    app.file_uploader(key="bundle_file").upload("runs.zip", b"not a zip", "application/zip")
+    app.file_uploader(key="bundle_file_0").upload("runs.zip", b"not a zip", "application/zip")
     rerun(app)
 
     press(app, app.button(key="bundle_import"))

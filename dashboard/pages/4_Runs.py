@@ -17,6 +17,7 @@ ui.sidebar()
 st.title("Runs")
 
 CONFIRM_KEY = "confirm_delete"
+IMPORT_ROUND_KEY = "import_round"
 TABLE_COLUMNS = ["run_id", "framework", "arch", "status", "progress", "test_accuracy", "created_at"]
 
 
@@ -162,7 +163,10 @@ def show_link(finished: pd.DataFrame) -> None:
 
 
 def import_controls() -> None:
-    uploaded = st.file_uploader("Import bundle", type=["zip"], key="bundle_file")
+    """An uploader and Import; after an import a new uploader key gives an empty uploader,
+    so the same bundle is not offered for a second import."""
+    round_ = st.session_state.setdefault(IMPORT_ROUND_KEY, 0)
+    uploaded = st.file_uploader("Import bundle", type=["zip"], key=f"bundle_file_{round_}")
     if uploaded is not None and st.button("Import", key="bundle_import"):
         try:
             imported = bundle.import_runs(uploaded.getvalue(), ui.results_root())
@@ -170,6 +174,7 @@ def import_controls() -> None:
             st.error(f"Bundle refused, nothing imported: {err}")
             return
         ui.flash(f"Imported {len(imported)} run(s): {', '.join(imported)}")
+        st.session_state[IMPORT_ROUND_KEY] = round_ + 1
         st.rerun()
 
 
