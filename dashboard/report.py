@@ -33,7 +33,9 @@ body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px;
 table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.9rem; }
 th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: left; }
 th { background: #f3f3f3; }
+td { white-space: nowrap; }  /* "20.1 s" and dates on one line; wide tables scroll */
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.scroll { overflow-x: auto; }
 code { font-size: 0.85rem; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(480px, 1fr)); gap: 1rem; }
 .muted { color: #666; }
@@ -170,7 +172,8 @@ def _table(headers: list[str], rows: list[list[str]], numeric: Collection[int] =
         + "</tr>"
         for row in rows
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="scroll">{table}</div>'
 
 
 def _percent(value: Any) -> str:
