@@ -88,7 +88,13 @@ if runs.empty:
 
 st.subheader("Leaderboard")
 shown = filtered(runs)
-st.dataframe(leaderboard(shown), hide_index=True, column_config=COLUMNS, key="leaderboard")
+st.dataframe(
+    leaderboard(shown),
+    hide_index=True,
+    column_config=COLUMNS,
+    key="leaderboard",
+    placeholder=ui.MISSING,
+)
 st.caption(f"{len(shown)} of {len(runs)} runs · store: `{ui.results_root()}`")
 
 st.subheader("Compare")

@@ -45,6 +45,7 @@ FIELD_LABELS = {  # RunSpec field -> its label in the sidebar launcher
     "step_size": "Step size (epochs)",
     "step_gamma": "Step gamma",
 }
+MISSING = "–"  # shown in tables for a number a run does not have (yet)
 CLI_EXAMPLE = "python -m engines grid --epochs 2 --train-limit 10000"
 
 

@@ -608,3 +608,13 @@ def test_a_link_opened_on_an_empty_store_names_the_runs_it_asked_for(
     warning = texts(app.warning)
     assert "Not in this store: 20990101-000000-torch-dnn-gone00" in warning
     assert "import their bundle" in warning
+
+
+@pytest.mark.parametrize("page", ["home", "runs"])
+def test_numbers_a_run_does_not_have_yet_show_a_dash_not_none(results_dir: Path, page) -> None:
+    store.create_run(RunSpec("torch", "dnn"), results_dir, status="queued")
+
+    table = open_page(page).dataframe[0]
+
+    assert table.value["test_accuracy"].isna().all()
+    assert table.proto.placeholder == "–"

@@ -25,11 +25,11 @@ def show_table(runs: pd.DataFrame) -> None:
     table = runs.assign(
         progress=[ui.job_progress(run) for run in runs.to_dict("records")],
         created_at=pd.to_datetime(runs["created_at"], utc=True),
-        error=runs["error"].fillna(""),  # blank, not "None", for runs without an error
     )
     st.dataframe(
         ui.accuracy_in_percent(table)[TABLE_COLUMNS + ["error"]],
         hide_index=True,
+        placeholder=ui.MISSING,
         column_config={
             "run_id": "run",
             "test_accuracy": ui.ACCURACY_COLUMN,
