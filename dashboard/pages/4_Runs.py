@@ -21,7 +21,9 @@ IMPORT_ROUND_KEY = "import_round"
 TABLE_COLUMNS = ["run_id", "framework", "arch", "status", "progress", "test_accuracy", "created_at"]
 
 
-def show_table(runs: pd.DataFrame) -> None:
+def show_table() -> None:
+    """Every run with its status and progress (read afresh: it may run as a live fragment)."""
+    runs = ui.cached_runs()
     table = runs.assign(
         progress=[ui.job_progress(run) for run in runs.to_dict("records")],
         created_at=pd.to_datetime(runs["created_at"], utc=True),
@@ -32,6 +34,7 @@ def show_table(runs: pd.DataFrame) -> None:
         placeholder=ui.MISSING,
         column_config={
             "run_id": "run",
+            "progress": st.column_config.TextColumn("progress", width="medium"),
             "test_accuracy": ui.ACCURACY_COLUMN,
             "created_at": st.column_config.DatetimeColumn(
                 "created (UTC)", format="YYYY-MM-DD HH:mm"
@@ -184,7 +187,8 @@ if runs.empty:
     st.info("No runs in this store yet: start some from the sidebar or import a bundle below.")
     ui.warn_missing_picks(runs)  # a shared link opened on an empty store
 else:
-    show_table(runs)
+    live = runs["status"].isin(ui.ACTIVE).any()  # follow epochs while jobs run
+    st.fragment(show_table, run_every=ui.PROGRESS_SECONDS if live else None)()
     st.subheader("Cancel a job")
     cancel_controls(runs)
 if not runs.empty or runs.attrs.get("skipped"):
