@@ -71,10 +71,12 @@ def filtered(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
-    """Best test accuracy first (in percent); unfinished runs at the bottom."""
-    table = runs[LEADERBOARD_COLUMNS].sort_values(
-        "test_accuracy", ascending=False, na_position="last", kind="stable"
-    )
+    """Best test accuracy first (in percent); unfinished runs at the bottom. After the
+    architecture come the settings that differ between runs of one architecture."""
+    settings = ui.settings_that_differ(runs)
+    first, rest = LEADERBOARD_COLUMNS[:3], LEADERBOARD_COLUMNS[3:]
+    table = pd.concat([runs[first], settings, runs[rest]], axis=1)
+    table = table.sort_values("test_accuracy", ascending=False, na_position="last", kind="stable")
     table = table.assign(created_at=pd.to_datetime(table["created_at"], utc=True))
     return ui.accuracy_in_percent(table)
 
@@ -88,10 +90,12 @@ if runs.empty:
 
 st.subheader("Leaderboard")
 shown = filtered(runs)
+table = leaderboard(shown)
+settings = {c: ui.setting_label(c) for c in table.columns if c.startswith("spec_")}
 st.dataframe(
-    leaderboard(shown),
+    table,
     hide_index=True,
-    column_config=COLUMNS,
+    column_config=COLUMNS | settings,
     key="leaderboard",
     placeholder=ui.MISSING,
 )

@@ -18,7 +18,15 @@ import streamlit as st
 
 from dashboard.charts import run_label
 from engines import jobs, store
-from engines.spec import ARCH_DEFAULTS, ARCHS, FRAMEWORKS, SCHEDULERS, RunSpec
+from engines.spec import (
+    ARCH_DEFAULTS,
+    ARCHS,
+    FRAMEWORKS,
+    MNIST_TEST_IMAGES,
+    MNIST_TRAIN_IMAGES,
+    SCHEDULERS,
+    RunSpec,
+)
 
 RUNS_PARAM = "runs"
 PICKED_KEY = "picked_runs"
@@ -137,6 +145,30 @@ def history_of(runs: pd.DataFrame) -> pd.DataFrame:
             continue
         frames.append(history.assign(label=run_label(run)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+SETTINGS_SHOWN_ELSEWHERE = ("framework", "arch", "seed", "notes")
+
+
+def settings_that_differ(runs: pd.DataFrame) -> pd.DataFrame:
+    """The spec columns (``spec_<field>``) whose values differ between runs of the same
+    architecture, as W&B shows the config that sets runs apart. A limit left empty reads as
+    the number of images the run used (55,000 training, 10,000 test with the default split).
+    """
+    train_images = runs["spec_train_limit"].fillna(MNIST_TRAIN_IMAGES - runs["spec_val_size"])
+    test_images = runs["spec_test_limit"].fillna(MNIST_TEST_IMAGES)
+    spec = runs.filter(like="spec_").assign(
+        spec_train_limit=train_images.astype("Int64"), spec_test_limit=test_images.astype("Int64")
+    )
+    shown = [f"spec_{name}" for name in SETTINGS_SHOWN_ELSEWHERE]
+    varied = spec.drop(columns=shown).groupby(runs["arch"]).nunique(dropna=False).gt(1).any()
+    return spec[list(varied[varied].index)]
+
+
+def setting_label(column: str) -> str:
+    """``spec_train_limit`` -> "Training images" (the launcher's words where it has them)."""
+    field = column.removeprefix("spec_")
+    return FIELD_LABELS.get(field, field.replace("_", " "))
 
 
 def show_skipped(runs: pd.DataFrame) -> None:

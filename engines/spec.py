@@ -16,6 +16,7 @@ FRAMEWORKS = ("keras", "torch", "lightning")
 ARCHS = ("dnn", "cnn")
 SCHEDULERS = ("plateau", "step", "cosine", "none")
 MNIST_TRAIN_IMAGES = 60_000  # split into validation (val_size) and training images
+MNIST_TEST_IMAGES = 10_000
 
 # Defaults per architecture (see README "Training defaults"). The reference trains at batch
 # 32 with Adam 1e-3 (DNN: 50 epochs, ReduceLROnPlateau, patience 5; CNN: 20 epochs, StepLR,
@@ -120,7 +121,7 @@ class RunSpec:
             high = MNIST_TRAIN_IMAGES - self.val_size
             _check_int("train_limit", self.train_limit, low=1, high=high)
         if self.test_limit is not None:
-            _check_int("test_limit", self.test_limit, low=1, high=10000)
+            _check_int("test_limit", self.test_limit, low=1, high=MNIST_TEST_IMAGES)
         if not isinstance(self.notes, str):
             raise ValueError(f"notes: must be a string, got {self.notes!r}")
 

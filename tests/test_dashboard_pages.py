@@ -618,3 +618,20 @@ def test_numbers_a_run_does_not_have_yet_show_a_dash_not_none(results_dir: Path,
 
     assert table.value["test_accuracy"].isna().all()
     assert table.proto.placeholder == "–"
+
+
+def test_leaderboard_shows_the_settings_that_set_runs_of_one_architecture_apart(
+    results_dir: Path,
+) -> None:
+    for spec in (
+        RunSpec("torch", "dnn", train_limit=1000),
+        RunSpec("keras", "dnn"),
+        RunSpec("torch", "cnn", seed=7),  # arch defaults differ from the DNN's: not shown
+    ):
+        store.create_run(spec, results_dir, status="queued")
+
+    table = open_page("home").dataframe[0].value
+
+    settings = [column for column in table.columns if column.startswith("spec_")]
+    assert settings == ["spec_train_limit"]  # the seed has its own column
+    assert sorted(table["spec_train_limit"].dropna()) == [1000, 55_000, 55_000]
