@@ -40,11 +40,13 @@ def test_sidebar_job_reaches_done_live_and_its_report_downloads(
 
         launch_tiny_torch_dnn(page)
 
-        job = page.locator(SIDEBAR).get_by_text(re.compile(r"torch/dnn · (queued|running)"))
-        job.wait_for(timeout=60_000)
-        page.locator(SIDEBAR).get_by_text(re.compile(r"torch/dnn · done · epoch 1/1")).wait_for(
-            timeout=TRAINING_TIMEOUT_MS
+        job = page.locator(SIDEBAR).get_by_text(
+            re.compile(r"torch/dnn [0-9a-f]{6} · (queued|running)")
         )
+        job.wait_for(timeout=60_000)
+        page.locator(SIDEBAR).get_by_text(
+            re.compile(r"torch/dnn [0-9a-f]{6} · done · epoch 1/1")
+        ).wait_for(timeout=TRAINING_TIMEOUT_MS)
         assert page.evaluate("window.__sameDocument === true")  # refreshed in place
         runs = engines.load_runs(results_dir)
         assert runs[["framework", "arch", "status"]].values.tolist() == [["torch", "dnn", "done"]]
