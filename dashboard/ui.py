@@ -478,9 +478,10 @@ def _start(frameworks: list[str], archs: list[str], settings: dict[str, Any]) ->
 
 # --- live job progress -------------------------------------------------------------------
 def jobs_to_show(runs: pd.DataFrame, submitted: list[str]) -> pd.DataFrame:
-    """Queued and running jobs (from any tab), plus whatever this session launched."""
+    """Queued and running jobs (from any tab), plus whatever this session launched, in the
+    order the worker takes them (a batch shares its creation second)."""
     shown = runs[runs["status"].isin(ACTIVE) | runs["run_id"].isin(submitted)]
-    return shown.sort_values("created_at", kind="stable")
+    return shown.sort_values(["created_at", "queued_at"], kind="stable")
 
 
 def job_progress(run: dict[str, Any]) -> str:

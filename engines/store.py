@@ -348,7 +348,8 @@ def load_runs(results_dir: str | Path | None = None) -> pd.DataFrame:
     """All runs as a table, newest first; one row per readable run.
 
     Columns: :data:`LEADERBOARD_COLUMNS`, then every spec field as ``spec_<name>``, then
-    ``error``, ``progress`` and ``run_dir``. Unreadable folders are skipped and listed in
+    ``error``, ``progress``, ``queued_at`` (the order the worker takes jobs in) and
+    ``run_dir``. Unreadable folders are skipped and listed in
     ``frame.attrs["skipped"]`` as ``(folder name, reason)`` pairs.
     """
     rows, skipped = [], []
@@ -360,7 +361,7 @@ def load_runs(results_dir: str | Path | None = None) -> pd.DataFrame:
             continue
         rows.append(_flatten(run, run_dir))
     spec_columns = [f"spec_{name}" for name in RunSpec("torch", "dnn").to_dict()]
-    columns = LEADERBOARD_COLUMNS + spec_columns + ["error", "progress", "run_dir"]
+    columns = LEADERBOARD_COLUMNS + spec_columns + ["error", "progress", "queued_at", "run_dir"]
     frame = pd.DataFrame(rows, columns=columns)
     frame = frame.sort_values("created_at", ascending=False, kind="stable").reset_index(drop=True)
     frame.attrs["skipped"] = skipped
@@ -397,5 +398,6 @@ def _flatten(run: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     if row["status"] == "failed" and run["status"] == "running":
         row["error"] = "training process ended without finishing (killed?)"
     row["progress"] = run.get("progress")
+    row["queued_at"] = run.get("queued_at")
     row["run_dir"] = str(run_dir)
     return row

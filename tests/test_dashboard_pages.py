@@ -135,6 +135,9 @@ def test_quick_start_queues_all_six_pairs_with_a_short_spec(results_dir: Path, n
     )
     assert {(s.epochs, s.train_limit) for s in specs} == {(2, 10_000)}
     assert len(app.dataframe[0].value) == 6  # the leaderboard shows them at once
+    worker_order = [d.name[-6:] for d in jobs.queued_runs(results_dir)]
+    cards = [m.value for m in app.sidebar.markdown if str(m.value).startswith("**")]
+    assert [card.split("**")[1][-6:] for card in cards] == worker_order  # the job list's order
 
 
 def test_sidebar_start_queues_one_job_per_chosen_pair_with_the_chosen_settings(
