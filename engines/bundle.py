@@ -168,6 +168,8 @@ def _open_zip(data: bytes) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, ValueError, EOFError) as err:
+        if data.startswith(b"PK"):  # a zip's signature, but no readable directory at its end
+            raise BundleError("damaged zip file (cut short?): it cannot be opened") from err
         raise BundleError("not a zip file") from err
 
 

@@ -211,9 +211,23 @@ def test_export_refuses_an_empty_pick(source: Path) -> None:
 
 
 # --- import refusals: nothing is written -------------------------------------------------
-@pytest.mark.parametrize("data", [b"", b"hello, not a zip", b"PK\x03\x04 truncated"])
-def test_not_a_zip_is_refused(data: bytes, results_dir: Path) -> None:
-    assert_refused(data, results_dir, "not a zip file")
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "not a zip file"),
+        (b"hello, not a zip", "not a zip file"),
+        (b"PK\x03\x04 truncated", "damaged zip file"),
+    ],
+)
+def test_not_a_zip_or_a_damaged_one_is_refused(
+    data: bytes, message: str, results_dir: Path
+) -> None:
+    assert_refused(data, results_dir, message)
+
+
+def test_a_bundle_cut_short_is_called_damaged(source: Path, results_dir: Path) -> None:
+    whole = export_runs([make_run(source)])
+    assert_refused(whole[: len(whole) // 2], results_dir, "damaged zip file")
 
 
 @pytest.mark.parametrize(
