@@ -223,7 +223,8 @@ def picked_runs(runs: pd.DataFrame, default_status: str | None = "done") -> pd.D
 
 def warn_missing_picks(runs: pd.DataFrame) -> None:
     """Name the picked runs (from a shared link, say) that this store does not have."""
-    missing = [i for i in picked_run_ids() if i not in set(runs["run_id"])]
+    known = set(runs["run_id"])
+    missing = [i for i in picked_run_ids() if i not in known]
     if missing:
         st.warning(
             f"Not in this store: {', '.join(missing)}. To see runs from another dashboard, "

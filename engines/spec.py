@@ -189,7 +189,8 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
 def _train_limit_as_trained(data: dict[str, Any]) -> dict[str, Any]:
     """Runs stored before train_limit was capped at the training images (55,000 with the
     default split) trained on all of them: read such a limit as that number."""
-    limit, val_size = data.get("train_limit"), data.get("val_size", 5000)
+    default_val_size = RunSpec.__dataclass_fields__["val_size"].default
+    limit, val_size = data.get("train_limit"), data.get("val_size", default_val_size)
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (limit, val_size)):
         return data  # validation names the bad field
     return {**data, "train_limit": min(limit, MNIST_TRAIN_IMAGES - val_size)}
