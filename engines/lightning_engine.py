@@ -9,11 +9,13 @@ keeps the best val-loss weights, and a small callback turns the logged metrics i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 
 import lightning as L
 import torch
@@ -43,6 +45,7 @@ from engines.torch_engine import (
 __all__ = ["DigitClassifier", "load_predictor", "save_model", "train", "trainable_params"]
 
 VAL_BATCH_SIZE = 1000
+NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
 
 
 class DigitClassifier(L.LightningModule):
@@ -171,6 +174,24 @@ def quiet_lightning() -> None:
     )
 
 
+@contextlib.contextmanager
+def without_nvml_cuda_check() -> Iterator[None]:
+    """Let ``torch.cuda.is_available()`` answer from its cheap runtime check while training.
+
+    Importing Lightning sets ``PYTORCH_NVML_BASED_CUDA_CHECK=1`` so that the check does not
+    spoil forked data-loader workers. Our loaders have no workers, but Adam asks the question
+    on every step, and with that setting each answer tries to load the NVML library: 0.13 ms
+    a call on a machine without it, ~0.1 s per default DNN epoch (BENCHMARKS.md). Restored
+    afterwards.
+    """
+    saved = os.environ.pop(NVML_CHECK, None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[NVML_CHECK] = saved
+
+
 def train(spec: RunSpec, data: Split, on_epoch: OnEpoch | None = None) -> RunResult:
     """Train ``spec`` on ``data`` with a Lightning ``Trainer``; best val-loss weights restored."""
     quiet_lightning()
@@ -200,7 +221,8 @@ def train(spec: RunSpec, data: Split, on_epoch: OnEpoch | None = None) -> RunRes
             callbacks=[collector, stopping, checkpoint],
         )
         try:
-            trainer.fit(module, datamodule=datamodule)
+            with without_nvml_cuda_check():
+                trainer.fit(module, datamodule=datamodule)
         except SystemExit as err:
             # Lightning turns Ctrl+C into sys.exit(1); hand the interrupt back to the caller.
             raise KeyboardInterrupt from err

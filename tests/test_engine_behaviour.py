@@ -132,6 +132,25 @@ def test_torch_training_batches_hold_the_shared_normalised_pixels() -> None:
     assert len(train_set) == 8
 
 
+def test_lightning_trains_without_the_per_step_nvml_check_and_restores_it(mnist: Mnist) -> None:
+    """Importing Lightning turns on torch's NVML-based CUDA check, which Adam then pays on
+    every step (0.13 ms here). Training turns it off and puts Lightning's setting back."""
+    import os
+
+    import_engine("lightning")
+    from engines.lightning_engine import NVML_CHECK
+
+    assert os.environ.get(NVML_CHECK) == "1"  # what Lightning's import set
+    seen_while_training: list[str | None] = []
+    spec = RunSpec(framework="lightning", **{**TINY, "epochs": 1})
+    data = split(mnist, val_size=spec.val_size, seed=spec.seed, train_limit=spec.train_limit)
+    import_engine("lightning").train(
+        spec, data, lambda stats: seen_while_training.append(os.environ.get(NVML_CHECK))
+    )
+    assert seen_while_training == [None]
+    assert os.environ.get(NVML_CHECK) == "1"
+
+
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_the_same_seed_gives_the_same_run(framework: str, mnist: Mnist) -> None:
     """A run can be reproduced from its spec: same seed, same curves and test predictions.
