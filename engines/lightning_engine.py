@@ -180,9 +180,9 @@ def without_nvml_cuda_check() -> Iterator[None]:
 
     Importing Lightning sets ``PYTORCH_NVML_BASED_CUDA_CHECK=1`` so that the check does not
     spoil forked data-loader workers. Our loaders have no workers, but Adam asks the question
-    on every step, and with that setting each answer tries to load the NVML library: 0.13 ms
-    a call on a machine without it, ~0.1 s per default DNN epoch (BENCHMARKS.md). Restored
-    afterwards.
+    on every step, and with that setting each answer tries to load the NVML library. On a
+    machine without it that made a batch-32 DNN epoch ~24 % slower (BENCHMARKS.md).
+    Restored afterwards.
     """
     saved = os.environ.pop(NVML_CHECK, None)
     try:
