@@ -21,6 +21,7 @@ three engines train the same model the same way:
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
 import math
 import os
@@ -147,17 +148,30 @@ def augmented_training_batches(
     dataset (the number of epochs ``fit`` draws from it before iterating it afresh).
 
     Each epoch's images come from :func:`engines.augment.epoch_images` (the same images
-    the other engines see), visited in a fresh seeded order. One Python call per epoch builds
-    the epoch's array and ``tf.data`` cuts it into batches inside the graph; a ``PyDataset``
-    makes one Python call per batch, which cost more than the DNN's training step here.
+    the other engines see), visited in a fresh seeded order. One Python call per epoch hands
+    over the epoch's array and ``tf.data`` cuts it into batches inside the graph; a
+    ``PyDataset`` makes one Python call per batch, which cost more than the DNN's training
+    step here. The array is built a whole epoch ahead, on a worker thread: a batch-32 DNN
+    epoch took ~18 % less time than when training waited for it (BENCHMARKS.md).
     """
     rng = np.random.default_rng(spec.seed)
     epochs_started = itertools.count(1)
 
-    def next_epoch_arrays() -> tuple[np.ndarray, np.ndarray]:
+    def epoch_arrays(epoch: int) -> tuple[np.ndarray, np.ndarray]:
         order = rng.permutation(len(images))
-        augmented = epoch_images(images, spec, next(epochs_started))
+        augmented = epoch_images(images, spec, epoch)
         return to_model_input(augmented[order]), labels[order]
+
+    # One worker builds the next epoch's arrays while this epoch trains (NumPy lets go of
+    # the GIL); one worker keeps the epochs, and so the seeded orders, in sequence.
+    builder = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    pending = builder.submit(epoch_arrays, next(epochs_started))
+
+    def next_epoch_arrays() -> tuple[np.ndarray, np.ndarray]:
+        nonlocal pending
+        arrays = pending.result()
+        pending = builder.submit(epoch_arrays, next(epochs_started))
+        return arrays
 
     def load_epoch(_):
         x, y = tf.numpy_function(next_epoch_arrays, [], (tf.float32, tf.as_dtype(labels.dtype)))
@@ -177,9 +191,9 @@ def training_data(spec: RunSpec, data: Split) -> dict:
     images when the spec asks for augmentation.
 
     With one training step per graph call the augmented images are one stream over all
-    epochs, so ``tf.data`` builds the next epoch's images while this one finishes. With
-    several steps per call they come one epoch at a time: Keras runs whole calls, which on a
-    stream take the next epoch's first batches into this epoch and leave the last one short.
+    epochs. With several steps per call they come one epoch at a time: Keras runs whole
+    calls, which on a stream take the next epoch's first batches into this epoch and leave
+    the last one short.
     """
     if not spec.augmented:
         return {

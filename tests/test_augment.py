@@ -213,3 +213,33 @@ def test_keras_takes_each_epochs_batches_from_that_epoch_only(
     batches_per_epoch = -(-600 // 32)  # 19, the last one partial
     assert int(result.model.optimizer.iterations) == 3 * batches_per_epoch
     assert all(stats.train_loss > 0 for stats in result.history)
+
+
+def test_keras_builds_the_next_epochs_images_while_this_epoch_trains(monkeypatch) -> None:
+    """Training never waits for an epoch's augmented images: by the time the first batch
+    of an epoch is handed out, the next epoch's images are being built (or are ready)."""
+    import threading
+
+    import_engine("keras")
+    from engines import keras_engine
+
+    built: list[int] = []
+    second_epoch_built = threading.Event()
+
+    def recording_epoch_images(images, spec, epoch):
+        built.append(epoch)
+        if epoch == 2:
+            second_epoch_built.set()
+        return epoch_images(images, spec, epoch)
+
+    monkeypatch.setattr(keras_engine, "epoch_images", recording_epoch_images)
+    spec = RunSpec(framework="keras", arch="dnn", train_limit=256, batch_size=64, epochs=3)
+    images = load_mnist(allow_download=False).x_train[:256]
+    labels = np.arange(256) % 10
+    one_epoch = keras_engine.augmented_training_batches(spec, images, labels, n_epochs=1)
+
+    first_batch = next(iter(one_epoch))
+
+    assert len(first_batch[0]) == 64
+    assert second_epoch_built.wait(timeout=30), f"epochs built so far: {built}"
+    assert built == [1, 2]
