@@ -21,7 +21,6 @@ three engines train the same model the same way:
 
 from __future__ import annotations
 
-import concurrent.futures
 import itertools
 import math
 import os
@@ -36,7 +35,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402  (Keras's backend here: input pipelines are tf.data)
 
 from engines import core  # noqa: E402
-from engines.augment import epoch_images  # noqa: E402
+from engines.augment import BuiltAhead, epoch_images  # noqa: E402
 from engines.core import EpochStats, OnEpoch, RunResult  # noqa: E402
 from engines.data import Split, normalize  # noqa: E402
 from engines.spec import RunSpec  # noqa: E402
@@ -151,8 +150,7 @@ def augmented_training_batches(
     the other engines see), visited in a fresh seeded order. One Python call per epoch hands
     over the epoch's array and ``tf.data`` cuts it into batches inside the graph; a
     ``PyDataset`` makes one Python call per batch, which cost more than the DNN's training
-    step here. The array is built a whole epoch ahead, on a worker thread: a batch-32 DNN
-    epoch took ~18 % less time than when training waited for it (BENCHMARKS.md).
+    step here. The arrays are built an epoch ahead (:class:`engines.augment.BuiltAhead`).
     """
     rng = np.random.default_rng(spec.seed)
     epochs_started = itertools.count(1)
@@ -162,16 +160,10 @@ def augmented_training_batches(
         augmented = epoch_images(images, spec, epoch)
         return to_model_input(augmented[order]), labels[order]
 
-    # One worker builds the next epoch's arrays while this epoch trains (NumPy lets go of
-    # the GIL); one worker keeps the epochs, and so the seeded orders, in sequence.
-    builder = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    pending = builder.submit(epoch_arrays, next(epochs_started))
+    arrays_ahead = BuiltAhead(epoch_arrays, spec.epochs)
 
     def next_epoch_arrays() -> tuple[np.ndarray, np.ndarray]:
-        nonlocal pending
-        arrays = pending.result()
-        pending = builder.submit(epoch_arrays, next(epochs_started))
-        return arrays
+        return arrays_ahead(next(epochs_started))
 
     def load_epoch(_):
         x, y = tf.numpy_function(next_epoch_arrays, [], (tf.float32, tf.as_dtype(labels.dtype)))

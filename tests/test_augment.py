@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engines.augment import epoch_images, shift_images, warp_images
+from engines.augment import BuiltAhead, epoch_images, shift_images, warp_images
 from engines.core import import_engine
 from engines.data import load_mnist, split
 from engines.spec import RunSpec
@@ -243,3 +243,26 @@ def test_keras_builds_the_next_epochs_images_while_this_epoch_trains(monkeypatch
     assert len(first_batch[0]) == 64
     assert second_epoch_built.wait(timeout=30), f"epochs built so far: {built}"
     assert built == [1, 2]
+
+
+def test_built_ahead_hands_each_epoch_its_own_build_and_builds_the_next_one_early() -> None:
+    import threading
+
+    started: list[int] = []
+    release = threading.Event()
+
+    def build(epoch: int) -> str:
+        started.append(epoch)
+        if epoch == 3:
+            release.wait(timeout=30)
+        return f"epoch {epoch}"
+
+    ahead = BuiltAhead(build, last_epoch=3)
+    assert ahead(1) == "epoch 1"
+    assert ahead(2) == "epoch 2"  # built while "epoch 1" trained
+    # Epoch 3 is already being built: nothing is started twice, nothing past the last epoch.
+    release.set()
+    assert ahead(3) == "epoch 3"
+    assert started == [1, 2, 3]
+    # Asked out of turn (a restarted loop), it still hands over the epoch asked for.
+    assert ahead(1) == "epoch 1"
