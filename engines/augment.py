@@ -125,8 +125,10 @@ class BuiltAhead(Generic[T]):
 
     Building an augmented epoch (0.1-1.3 s, NumPy, which lets go of the GIL) used to stall
     the start of every epoch; a batch-32 Keras DNN epoch took ~18 % less time once it ran
-    ahead (BENCHMARKS.md). One worker builds the epochs in order, so a ``build`` that draws
-    from a stateful generator draws in the same sequence as without the worker.
+    ahead. The PyTorch engines do not use it: their OpenMP threads slow down as soon as
+    another thread takes a core, and their batch-32 DNN epochs got slower, not faster
+    (BENCHMARKS.md). One worker builds the epochs in order, so a ``build`` that draws from a
+    stateful generator draws in the same sequence as without the worker.
     """
 
     def __init__(self, build: Callable[[int], T], last_epoch: int) -> None:
@@ -146,8 +148,3 @@ class BuiltAhead(Generic[T]):
         if epoch < self._last_epoch:
             self._pending = (epoch + 1, self._worker.submit(self._build, epoch + 1))
         return built
-
-
-def epoch_images_ahead(images: np.ndarray, spec: RunSpec) -> BuiltAhead[np.ndarray]:
-    """:func:`epoch_images` of ``images`` for each epoch of ``spec``, built an epoch ahead."""
-    return BuiltAhead(lambda epoch: epoch_images(images, spec, epoch), spec.epochs)

@@ -23,7 +23,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from torch.nn import functional as F
 from torch.utils.data import BatchSampler, DataLoader, SequentialSampler, TensorDataset
 
-from engines.augment import epoch_images_ahead
+from engines.augment import epoch_images
 from engines.core import EpochStats, OnEpoch, RunResult
 from engines.data import Split
 from engines.spec import RunSpec
@@ -141,8 +141,7 @@ class MnistData(L.LightningDataModule):
     """The split as in-memory loaders; each training step fetches a whole index batch.
 
     With augmentation on the Trainer reloads the training loader every epoch and gets that
-    epoch's images from :func:`engines.augment.epoch_images_ahead` (shared by all engines),
-    which built them while the previous epoch trained.
+    epoch's images from :func:`engines.augment.epoch_images` (shared by all engines).
     """
 
     def __init__(self, spec: RunSpec, data: Split) -> None:
@@ -150,11 +149,11 @@ class MnistData(L.LightningDataModule):
         self.spec, self.data = spec, data
         self.train_batches = ShuffledBatches(len(data.x_train), spec.batch_size, spec.seed)
         self.val_set = TensorDataset(*to_tensors(data.x_val, data.y_val))
-        self.train_images = epoch_images_ahead(data.x_train, spec)
 
     def train_dataloader(self) -> DataLoader:
         epoch = self.trainer.current_epoch + 1 if self.trainer else 1
-        train_set = TrainingImages(self.train_images(epoch), self.data.y_train)
+        images = epoch_images(self.data.x_train, self.spec, epoch)
+        train_set = TrainingImages(images, self.data.y_train)
         # batch_size=None: the sampler yields index batches, so no per-sample fetch and collate.
         return DataLoader(train_set, sampler=self.train_batches, batch_size=None)
 

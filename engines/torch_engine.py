@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.optim import lr_scheduler
 
-from engines.augment import epoch_images_ahead
+from engines.augment import epoch_images
 from engines.core import ADAM_EPSILON, BN_EPSILON, BN_MOMENTUM, EpochStats, OnEpoch, RunResult
 from engines.data import MEAN, STD, Split, normalize
 from engines.spec import RunSpec
@@ -317,14 +317,13 @@ def train(spec: RunSpec, data: Split, on_epoch: OnEpoch | None = None) -> RunRes
     train_set = TrainingImages(data.x_train, data.y_train)
     x_val, y_val = to_tensors(data.x_val, data.y_val)
     batches = ShuffledBatches(len(train_set), spec.batch_size, spec.seed)
-    augmented_images = epoch_images_ahead(data.x_train, spec) if spec.augmented else None
 
     history: list[EpochStats] = []
     for epoch in range(1, spec.epochs + 1):
         started = time.perf_counter()
         lr = current_lr(optimizer)
-        if augmented_images is not None:
-            train_set = TrainingImages(augmented_images(epoch), data.y_train)
+        if spec.augmented:
+            train_set = TrainingImages(epoch_images(data.x_train, spec, epoch), data.y_train)
         train_loss, train_accuracy = train_one_epoch(
             model, optimizer, train_set, batches, spec.label_smoothing
         )
