@@ -92,16 +92,24 @@ def test_clear_button_empties_the_canvas_and_the_predictions(draw_page) -> None:
     assert page.locator('[data-testid="stMetric"]').count() == 0
 
 
-def only_canvas(page):
-    """The canvas, once a cleared one has replaced the old (both exist for a moment)."""
+def fresh_canvas(page):
+    """The canvas of a freshly loaded Draw page.
+
+    After Clear drawing a new canvas replaces the old one, and for a moment the old one can
+    still be the only canvas on the page: a stroke drawn on it then is lost. Reloading the
+    page gives a canvas that stays.
+    """
+    page.reload()
+    wait_for_idle(page)
     canvas = page.locator(CANVAS)  # Playwright locators see into the component's shadow root
     expect(canvas).to_have_count(1, timeout=ANSWER_TIMEOUT_MS)
+    page.get_by_text(EMPTY_MESSAGE).wait_for(timeout=ANSWER_TIMEOUT_MS)
     return canvas
 
 
 def test_a_dot_is_called_a_speck_not_classified(draw_page) -> None:
     page = draw_page
-    box = only_canvas(page).bounding_box()
+    box = fresh_canvas(page).bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x, y)
     page.mouse.down()
