@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -243,11 +243,29 @@ def explain_nothing_to_show() -> None:
         st.rerun()
 
 
+def drop_gone_choices(key: str, options: Iterable[str]) -> None:
+    """Before a multiselect is drawn, drop the choices in its state that are no longer options.
+
+    A run deleted (on this page, in another tab, by a teammate sharing the store) stays
+    chosen in the browser's copy of the widget, which sends it back with the next click;
+    Streamlit would then hand the unknown id to ``format_func``. Setting the state here also
+    clears the stale chip in the browser.
+    """
+    chosen = st.session_state.get(key)
+    if chosen is None:
+        return
+    known = set(options)
+    kept = [choice for choice in chosen if choice in known]
+    if kept != list(chosen):
+        st.session_state[key] = kept
+
+
 def run_picker(runs: pd.DataFrame, label: str = "Runs to compare", key: str = "pick") -> None:
     """A multiselect of every run in the store that reads and writes the picked runs."""
     labels = labels_by_id(runs)
     if key not in st.session_state:
         st.session_state[key] = [i for i in picked_run_ids() if i in labels]
+    drop_gone_choices(key, labels)
 
     def changed() -> None:
         pick_runs(st.session_state[key])

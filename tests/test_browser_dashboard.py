@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 import engines
+from engines import store
 from tests.streamlit_server import browser_page, running_app, wait_for_idle
 
 pytestmark = pytest.mark.browser
 
 TRAINING_TIMEOUT_MS = 600_000  # one tiny epoch, but the machine is shared and imports are slow
 SIDEBAR = '[data-testid="stSidebar"]'
+MULTISELECT = '[data-testid="stMultiSelect"]'
+EXCEPTION = '[data-testid="stException"]'
 
 
 def launch_tiny_torch_dnn(page) -> None:
@@ -72,3 +77,47 @@ def test_sidebar_job_reaches_done_live_and_its_report_downloads(
     assert html.lstrip().lower().startswith("<!doctype html")
     assert "plotly" in html.lower() and "Plotly.newPlot" in html
     assert run_id in html
+
+
+def choose(page, box_label: str, option: str) -> None:
+    """Pick ``option`` in the multiselect labelled ``box_label`` and close its list."""
+    page.locator(MULTISELECT).filter(has_text=box_label).click()
+    page.get_by_role("option", name=option, exact=True).click()
+    page.keyboard.press("Escape")
+    wait_for_idle(page)
+
+
+def test_deleted_runs_leave_the_runs_page_choices_without_a_traceback(
+    results_dir: Path, trained_store: Path
+) -> None:
+    deleted, gone, kept = [
+        Path(shutil.copytree(d, results_dir / d.name))
+        for d in store.iter_run_dirs(trained_store)[:3]
+    ]
+    label = {d: "{2}/{3} {4}".format(*d.name.split("-")) for d in (deleted, gone, kept)}
+    with running_app(results_dir) as url, browser_page() as page:
+        page.goto(f"{url}/Runs")
+        wait_for_idle(page)
+
+        # Deleted on this page: its chip leaves the delete box, and the page goes on working.
+        choose(page, "Runs to delete", label[deleted])
+        page.get_by_role("button", name="Delete…").click()
+        wait_for_idle(page)
+        page.get_by_role("button", name=re.compile("Yes, delete")).click()
+        wait_for_idle(page)
+        assert not deleted.exists()
+        delete_box = page.locator(MULTISELECT).filter(has_text="Runs to delete")
+        expect(delete_box).not_to_contain_text(label[deleted])
+
+        # Deleted elsewhere (another tab, a teammate) while chosen here.
+        choose(page, "Runs to delete", label[gone])
+        choose(page, "Runs to share", label[gone])
+        shutil.rmtree(gone)
+        choose(page, "Runs to share", label[kept])
+
+        expect(page.locator(EXCEPTION)).to_have_count(0)
+        expect(delete_box).not_to_contain_text(label[gone])
+        share_box = page.locator(MULTISELECT).filter(has_text="Runs to share")
+        expect(share_box).to_contain_text(label[kept])
+        expect(share_box).not_to_contain_text(label[gone])
+        expect(page.get_by_role("button", name="Export bundle")).to_be_visible()

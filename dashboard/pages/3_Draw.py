@@ -107,13 +107,12 @@ def model_stamp(run_dir: str) -> float | None:
 def chosen_models(done: pd.DataFrame) -> pd.DataFrame:
     """The finished runs that should predict: the picked ones by default, else all."""
     labels = ui.labels_by_id(done)
-    picked = [i for i in ui.picked_run_ids() if i in labels]
+    if "draw_models" not in st.session_state:
+        picked = [i for i in ui.picked_run_ids() if i in labels]
+        st.session_state["draw_models"] = picked or list(labels)
+    ui.drop_gone_choices("draw_models", labels)  # a model deleted while this page was open
     chosen = st.multiselect(
-        "Models",
-        options=list(labels),
-        default=picked or list(labels),
-        format_func=lambda run_id: labels[run_id],
-        key="draw_models",
+        "Models", options=list(labels), format_func=labels.get, key="draw_models"
     )
     return done[done["run_id"].isin(chosen)]
 

@@ -68,6 +68,7 @@ def delete_controls(runs: pd.DataFrame) -> None:
     if not labels:
         st.caption("No finished runs (cancel a job before deleting it).")
         return
+    ui.drop_gone_choices("delete", labels)  # e.g. the runs this box just deleted
     chosen = st.multiselect("Runs to delete", list(labels), format_func=labels.get, key="delete")
     if st.button("Delete…", disabled=not chosen, key="delete_ask"):
         st.session_state[CONFIRM_KEY] = list(chosen)
@@ -117,7 +118,6 @@ def delete_runs(doomed: pd.DataFrame) -> None:
         else:
             deleted.append(run["run_id"])
     st.session_state.pop(CONFIRM_KEY, None)
-    st.session_state.pop("delete", None)
     ui.pick_runs([i for i in ui.picked_run_ids() if i not in deleted])
     if deleted:
         ui.flash(f"Deleted {len(deleted)} run(s).")
