@@ -41,11 +41,14 @@ def with_elapsed_seconds(history: pd.DataFrame) -> pd.DataFrame:
     return history.assign(seconds=history.groupby("label")["epoch_seconds"].cumsum())
 
 
-def curves_figure(history: pd.DataFrame, metric: str, x: str = "epoch") -> go.Figure:
+def curves_figure(
+    history: pd.DataFrame, metric: str, x: str = "epoch", log_y: bool = False
+) -> go.Figure:
     """Train (left) and validation (right) ``metric`` of every run, overlaid.
 
     Colour = framework (a new shade for each further run of it), dash = architecture, and
-    marker shape tells runs apart too.
+    marker shape tells runs apart too. ``log_y``: a log-scale y axis (for the loss, where
+    one diverging run would otherwise flatten every other curve to the bottom).
     """
     if metric not in METRICS:
         raise ValueError(f"metric: must be one of {'|'.join(METRICS)}, got {metric!r}")
@@ -74,9 +77,11 @@ def curves_figure(history: pd.DataFrame, metric: str, x: str = "epoch") -> go.Fi
                 col=col,
             )
     figure.update_xaxes(title_text=X_AXES[x])
-    if x == "epoch":  # whole epochs only, about ten ticks at most
-        figure.update_xaxes(tick0=1, dtick=max(1, int(np.ceil(history["epoch"].max() / 10))))
+    if x == "epoch":
+        _whole_epoch_ticks(figure, history["epoch"].max())
     figure.update_yaxes(title_text=metric, col=1)
+    if log_y:
+        figure.update_yaxes(type="log", exponentformat="power")
     if metric == "accuracy":
         figure.update_yaxes(tickformat=".0%")
     figure.update_layout(hovermode="closest", legend_title_text="run", margin={"t": 40})
@@ -108,7 +113,13 @@ def lr_figure(history: pd.DataFrame) -> go.Figure:
         legend_title_text="run",
         margin={"t": 30},
     )
+    _whole_epoch_ticks(figure, history["epoch"].max())
     return figure
+
+
+def _whole_epoch_ticks(figure: go.Figure, last_epoch: int) -> None:
+    """Ticks on whole epochs only (plotly would also label 1.5, 2.5), about ten at most."""
+    figure.update_xaxes(tick0=1, dtick=max(1, int(np.ceil(last_epoch / 10))))
 
 
 def confusion_figure(matrix: np.ndarray, title: str, normalize: bool = False) -> go.Figure:

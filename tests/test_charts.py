@@ -48,3 +48,18 @@ def test_a_run_has_the_same_style_in_the_curves_and_the_lr_chart() -> None:
     styles = {t.name: (t.line.color, t.line.dash, t.marker.symbol) for t in curves.data}
     assert styles == {t.name: (t.line.color, t.line.dash, t.marker.symbol) for t in lr.data}
     assert len({colour for colour, _, _ in styles.values()}) == 3
+
+
+def test_the_lr_chart_ticks_whole_epochs_only() -> None:
+    history = history_of(("torch/dnn aaaaaa", "torch", "dnn"))
+
+    axis = charts.lr_figure(history).layout.xaxis
+
+    assert (axis.tick0, axis.dtick) == (1, 1)  # no 1.5, 2.5 between epochs
+
+
+def test_log_y_puts_only_the_asked_chart_on_a_log_scale() -> None:
+    history = history_of(("torch/dnn aaaaaa", "torch", "dnn"))
+
+    assert charts.curves_figure(history, "loss", log_y=True).layout.yaxis.type == "log"
+    assert charts.curves_figure(history, "loss").layout.yaxis.type != "log"

@@ -290,6 +290,20 @@ def test_curves_show_loss_accuracy_and_lr_of_the_picked_runs(trained) -> None:
     assert lr["layout"]["yaxis"]["type"] == "log"
 
 
+def test_curves_loss_goes_on_a_log_scale_when_asked_and_the_lr_table_keeps_4_digits(
+    trained,
+) -> None:
+    app = open_page("curves", runs=[trained["run_id"].iloc[0]])
+    app.checkbox(key="log_loss").check()
+
+    accuracy, loss, _ = figures(rerun(app))
+
+    assert loss["layout"]["yaxis"]["type"] == "log"
+    assert accuracy["layout"]["yaxis"].get("type") != "log"
+    lr_column = json.loads(app.dataframe[0].proto.columns)[label(trained.iloc[0])]
+    assert lr_column["type_config"]["format"] == "%.4g"  # 0.00225 shown, not 0.0023
+
+
 def test_curves_default_to_every_finished_run(trained) -> None:
     app = open_page("curves")
 

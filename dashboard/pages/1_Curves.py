@@ -29,6 +29,13 @@ x = st.radio(
     bind="query-params",
     help="seconds: each run's cumulative training time",
 )
+log_loss = st.checkbox(
+    "Loss on a log scale",
+    key="log_loss",
+    bind="query-params",
+    help="Tells apart small losses late in training, and keeps a diverging run from "
+    "flattening the other curves",
+)
 history = ui.history_of(shown)
 if history.empty:
     st.warning("None of these runs has a training history yet.")
@@ -39,9 +46,13 @@ st.caption(
     "hover a point for the run and value."
 )
 for metric in charts.METRICS:
-    st.plotly_chart(charts.curves_figure(history, metric, x=x), key=f"curves_{metric}")
+    figure = charts.curves_figure(history, metric, x=x, log_y=log_loss and metric == "loss")
+    st.plotly_chart(figure, key=f"curves_{metric}")
 
 st.subheader("Learning-rate schedule")
 st.plotly_chart(charts.lr_figure(history), key="lr")
 with st.expander("Learning rate per epoch (table)"):
-    st.dataframe(history.pivot_table(index="epoch", columns="label", values="lr"), key="lr_table")
+    table = history.pivot_table(index="epoch", columns="label", values="lr")
+    exact = st.column_config.NumberColumn(format="%.4g")  # 0.00225, not 0.0023
+    columns = dict.fromkeys(table.columns, exact)
+    st.dataframe(table, column_config=columns, placeholder=ui.MISSING, key="lr_table")
