@@ -555,8 +555,18 @@ def _job_card(run: dict[str, Any]) -> None:
         if run["status"] == "failed":
             st.error(run.get("error") or "failed without an error message")
         if run["status"] in ACTIVE and st.button("Cancel", key=f"cancel-{run['run_id']}"):
-            done, message = cancel_job(run["run_dir"])
-            st.toast(message, icon=None if done else "⚠️")
+            cancel_and_report(run["run_dir"], run_label(run))
+
+
+def cancel_and_report(run_dir: str | Path, label: str) -> None:
+    """Cancel a job, rerun the app (its status changed) and say what happened in a toast.
+
+    The toast comes after the rerun: a message shown before it vanished with the rerun
+    that the status change set off a moment later.
+    """
+    done, message = cancel_job(run_dir)
+    flash(f"{label}: {message}", error=not done)
+    st.rerun(scope="app")
 
 
 def cancel_job(run_dir: str | Path) -> tuple[bool, str]:

@@ -445,6 +445,8 @@ def test_cancel_marks_a_queued_job_cancelled(results_dir: Path) -> None:
     press(app, app.button(key="cancel_job"))
 
     assert store.read_run(run_dir)["status"] == "cancelled"
+    assert list(app.dataframe[0].value["status"]) == ["cancelled"]  # the page was refreshed
+    assert "cancelled before it started" in texts(app.toast)  # and says what happened
 
 
 def test_delete_asks_for_confirmation_first(results_dir: Path, trained_store: Path) -> None:
@@ -567,7 +569,7 @@ def test_cancel_of_a_job_running_on_another_machine_says_where_and_signals_nothi
 
         press(app, app.button(key="cancel_job"))
 
-        assert "running on other-machine; cancel it there" in texts(app.error)
+        assert "running on other-machine; cancel it there" in texts(app.toast)
         assert bystander.poll() is None
     finally:
         bystander.kill()

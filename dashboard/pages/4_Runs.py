@@ -52,8 +52,7 @@ def cancel_controls(runs: pd.DataFrame) -> None:
     run_id = st.selectbox("Job", list(labels), format_func=labels.get, key="cancel_pick")
     if st.button("Cancel job", key="cancel_job"):
         row = active[active["run_id"] == run_id].iloc[0]
-        done, message = ui.cancel_job(row["run_dir"])
-        (st.success if done else st.error)(f"{labels[run_id]}: {message}")
+        ui.cancel_and_report(row["run_dir"], labels[run_id])
 
 
 def delete_controls(runs: pd.DataFrame) -> None:
