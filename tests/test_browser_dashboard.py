@@ -60,7 +60,7 @@ def test_sidebar_job_reaches_done_live_and_its_report_downloads(
         page.goto(f"{url}/Runs?runs={run_id}")
         wait_for_idle(page)
         link = page.locator('[data-testid="stCode"]').inner_text().strip()
-        assert link.endswith(f"/Runs?runs={run_id}")
+        assert link == f"{url}/Curves?runs={run_id}"
         with page.expect_download() as download:
             page.get_by_role("button", name="Download report").click()
         assert download.value.suggested_filename == "digitlab-report.html"
@@ -68,7 +68,7 @@ def test_sidebar_job_reaches_done_live_and_its_report_downloads(
         download.value.save_as(report)
 
         # A teammate opening the link (a page load is a new session: only the URL carries over).
-        page.goto(link.replace("/Runs?", "/Curves?") + "&x=seconds")
+        page.goto(link + "&x=seconds")
         wait_for_idle(page)
         assert page.get_by_role("radio", name="seconds").is_checked()
         page.get_by_text(f"torch/dnn {run_id[-6:]}").first.wait_for()  # in the chart legend

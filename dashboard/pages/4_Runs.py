@@ -158,10 +158,15 @@ def share_controls(runs: pd.DataFrame) -> None:
 
 
 def show_link(finished: pd.DataFrame) -> None:
+    """A link to the Curves page with these runs picked (this page's address, Runs → Curves)."""
     query = f"?{ui.RUNS_PARAM}={','.join(finished['run_id'])}"
-    base = (st.context.url or "").split("?")[0]
-    st.write("**Copy link**: this address opens the same comparison on a dashboard with these runs")
-    st.code(base + query, language=None)
+    here = (st.context.url or "").split("?")[0]
+    curves = here.removesuffix("/").removesuffix("/Runs") + "/Curves"
+    st.write(
+        "**Copy link**: opens these runs' curves (and keeps them picked on every page) "
+        "on a dashboard that has these runs"
+    )
+    st.code(curves + query, language=None)
 
 
 def import_controls() -> None:
