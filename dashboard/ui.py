@@ -470,17 +470,21 @@ def _launcher() -> None:
 
 
 def _scheduler_settings() -> dict[str, Any]:
-    """The scheduler choice and the parameters of the scheduler(s) it may mean."""
-    default = f"architecture default ({_defaults_hint('scheduler')})"
+    """The scheduler choice and the parameters of the scheduler(s) it may mean (the
+    architecture default may mean a different scheduler per architecture)."""
+    defaults = {values["scheduler"] for values in ARCH_DEFAULTS.values()}
+    hint = next(iter(defaults)) if len(defaults) == 1 else _defaults_hint("scheduler")
+    default = f"architecture default ({hint})"
     choice = st.selectbox(
         "LR scheduler", [default, *SCHEDULERS], key="launch_scheduler", persist_state="session"
     )
     scheduler = None if choice == default else choice
+    meant = defaults if scheduler is None else {scheduler}
     values: dict[str, Any] = {"scheduler": scheduler}
-    if scheduler in (None, "plateau"):
+    if "plateau" in meant:
         values["plateau_factor"] = _number("plateau_factor", 0.5, 0.1)
         values["plateau_patience"] = _number("plateau_patience", 3, 1)
-    if scheduler in (None, "step"):
+    if "step" in meant:
         values["step_size"] = _number("step_size", 5, 1)
         values["step_gamma"] = _number("step_gamma", 0.5, 0.1)
     return values

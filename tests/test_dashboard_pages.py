@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 import engines
 from dashboard.ui import confidence
 from engines import bundle, jobs, metrics, store
-from engines.spec import ARCH_DEFAULTS, RunSpec
+from engines.spec import ARCH_DEFAULTS, ARCHS, RunSpec
 from tests.conftest import PROJECT_ROOT
 
 PAGES = {
@@ -170,6 +170,31 @@ def test_sidebar_start_queues_one_job_per_chosen_pair_with_the_chosen_settings(
     assert "Queued 2 job(s)" in texts(app.toast)
     for run in engines.load_runs(results_dir).itertuples():  # followed in the job list
         assert f"**{label(run)}**" in texts(app.sidebar.markdown)
+
+
+def sidebar_number_keys(app: AppTest) -> set[str]:
+    return {field.key for field in app.sidebar.number_input}
+
+
+def test_the_launcher_shows_only_the_chosen_schedulers_settings(
+    results_dir: Path, no_worker
+) -> None:
+    plateau = {"launch_plateau_factor", "launch_plateau_patience"}
+    step = {"launch_step_size", "launch_step_gamma"}
+    assert {ARCH_DEFAULTS[arch]["scheduler"] for arch in ARCHS} == {"cosine"}
+    app = open_page("home")
+    assert not (plateau | step) & sidebar_number_keys(app)  # cosine has none of them
+
+    app.sidebar.selectbox(key="launch_scheduler").set_value("plateau")
+    rerun(app)
+    assert plateau <= sidebar_number_keys(app)
+    assert not step & sidebar_number_keys(app)
+
+    app.sidebar.number_input(key="launch_plateau_patience").set_value(2)
+    press(app, app.sidebar.button(key="launch_start"))
+    assert {(s.scheduler, s.plateau_patience) for s in queued_specs(results_dir)} == {
+        ("plateau", 2)
+    }
 
 
 def test_pressing_start_again_does_not_queue_the_same_job_twice(
