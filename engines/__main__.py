@@ -99,7 +99,10 @@ def spec_from_args(args: argparse.Namespace, framework: str, arch: str) -> RunSp
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="python -m engines", description=__doc__)
+    parser = Parser(
+        prog="python -m engines",
+        description="Train, list and benchmark Digit Lab runs (--help on each command).",
+    )
     parser.add_argument(
         "--results-dir", help="run store folder (default: $RESULTS_DIR or results/)"
     )
@@ -237,14 +240,40 @@ def comparison_table(run_dirs: list[Path]) -> str:
     return table.to_string(index=False, float_format=lambda v: f"{v:.4f}")
 
 
+def runs_table(runs) -> str:  # runs: engines.load_runs()'s table
+    """The store's runs for a terminal, newest first: accuracy in percent, counts as whole
+    numbers, "-" where a run has no value (not finished)."""
+    import pandas as pd
+
+    def column(name: str, form: str) -> pd.Series:
+        return runs[name].map(lambda value: "-" if pd.isna(value) else form.format(value))
+
+    table = pd.DataFrame(
+        {
+            "run": runs["run_id"],
+            "status": runs["status"],
+            "test acc": column("test_accuracy", "{:.2%}"),
+            "test loss": column("test_loss", "{:.4f}"),
+            "best/stopped": column("best_epoch", "{:.0f}")
+            + "/"
+            + column("stopped_epoch", "{:.0f}"),
+            "s/epoch": column("seconds_per_epoch", "{:.2f}"),
+            "wall s": column("wall_seconds", "{:.0f}"),
+            "params": column("trainable_params", "{:,.0f}"),
+            "seed": column("seed", "{:.0f}"),
+        }
+    )
+    return table.to_string(index=False)
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
-    from engines.store import LEADERBOARD_COLUMNS, load_runs
+    from engines.store import load_runs
 
     runs = load_runs(args.results_dir)
     if runs.empty:
         print(f"no runs in {store.results_dir(args.results_dir)}")
     else:
-        print(runs[LEADERBOARD_COLUMNS].to_string(index=False))
+        print(runs_table(runs))
     for name, reason in runs.attrs["skipped"]:
         print(f"skipped {name}: {reason}", file=sys.stderr)
     return 0

@@ -72,7 +72,17 @@ def test_help_documents_every_hyper_parameter() -> None:
         assert f"--{field.replace('_', '-')}" in result.stdout
 
 
-def test_runs_lists_the_store(results_dir: Path) -> None:
+def test_runs_lists_the_store_with_readable_numbers(results_dir: Path) -> None:
     store.create_run(RunSpec("keras", "cnn"))
+    done = store.create_run(RunSpec("torch", "dnn"))
+    store.update_run(
+        done, status="done", test_accuracy=0.98765, trainable_params=109770, best_epoch=7
+    )
+
     result = run_cli("runs")
-    assert result.returncode == 0 and "keras" in result.stdout and "queued" in result.stdout
+
+    assert result.returncode == 0
+    queued_line, done_line = sorted(result.stdout.splitlines()[1:])  # keras before torch
+    assert "keras-cnn" in queued_line and "queued" in queued_line
+    assert "98.77%" in done_line and "109,770" in done_line
+    assert "NaN" not in result.stdout and "109770.0" not in result.stdout
