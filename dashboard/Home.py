@@ -48,7 +48,7 @@ def show_empty_store() -> None:
         "No runs yet. Pick frameworks and architectures in the sidebar and press "
         "**Start training**, or train from a terminal:"
     )
-    st.code(ui.CLI_EXAMPLE, language="bash")
+    st.code(ui.cli_example(), language="bash")
     quick = f"{ui.QUICK_START['epochs']} epochs on {ui.QUICK_START['train_limit']:,} images"
     if st.button(f"Quick start: train all six pairs briefly ({quick})", type="primary"):
         ui.queue_jobs(ui.build_specs(FRAMEWORKS, ARCHS, ui.QUICK_START))

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,10 +55,18 @@ FIELD_LABELS = {  # RunSpec field -> its label in the sidebar launcher
     "step_gamma": "Step gamma",
 }
 MISSING = "–"  # shown in tables for a number a run does not have (yet)
-CLI_EXAMPLE = "python -m engines grid --epochs 2 --train-limit 10000"
 
 
 # --- reading the store (cached) ----------------------------------------------------------
+def cli_example() -> str:
+    """A terminal command that trains into the store this dashboard shows (run from the
+    project folder after the README's set-up)."""
+    command = ".venv/bin/python -m engines"
+    if os.environ.get("RESULTS_DIR"):  # a shell of its own would not have it
+        command += f" --results-dir {shlex.quote(str(results_root()))}"
+    return command + " grid --epochs 2 --train-limit 10000"
+
+
 def results_root() -> Path:
     """The store the dashboard shows: ``RESULTS_DIR`` if set, else ``results/``."""
     return store.results_dir()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -107,6 +108,14 @@ def queued_specs(results_dir: Path) -> list[RunSpec]:
 
 
 # --- empty store ---------------------------------------------------------------------------
+def test_the_empty_stores_terminal_command_trains_into_the_store_shown(results_dir: Path) -> None:
+    app = open_page("home")
+
+    command = shlex.split(texts(app.code))
+    assert command[:3] == [".venv/bin/python", "-m", "engines"]
+    assert Path(command[command.index("--results-dir") + 1]) == results_dir  # RESULTS_DIR's
+
+
 @pytest.mark.parametrize("page", list(PAGES))
 def test_every_page_opens_on_an_empty_store_without_error(results_dir: Path, page: str) -> None:
     app = open_page(page)

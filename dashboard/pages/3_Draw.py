@@ -171,7 +171,7 @@ with right:
 if done.empty:
     st.info(
         "No finished runs to predict with yet. Train one with **Start training** in the "
-        f"sidebar, or from a terminal: `{ui.CLI_EXAMPLE}`."
+        f"sidebar, or from a terminal: `{ui.cli_example()}`."
     )
     st.stop()
 
