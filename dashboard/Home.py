@@ -22,7 +22,9 @@ st.write(
 )
 
 COLUMNS = {
-    "run_id": st.column_config.TextColumn("run"),
+    "run": st.column_config.TextColumn(
+        "run", help="framework/arch and the end of the run id, as in the pickers and legends"
+    ),
     "framework": st.column_config.TextColumn("framework"),
     "arch": st.column_config.TextColumn("arch"),
     "status": st.column_config.TextColumn("status"),
@@ -78,6 +80,7 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     table = pd.concat([runs[first], settings, runs[rest]], axis=1)
     table = table.sort_values("test_accuracy", ascending=False, na_position="last", kind="stable")
     table = table.assign(created_at=pd.to_datetime(table["created_at"], utc=True))
+    table.insert(0, "run", list(ui.labels_by_id(table).values()))  # the full id stays hidden
     return ui.accuracy_in_percent(table)
 
 
@@ -95,6 +98,7 @@ settings = {c: ui.setting_label(c) for c in table.columns if c.startswith("spec_
 st.dataframe(
     table,
     hide_index=True,
+    column_order=[column for column in table.columns if column != "run_id"],
     column_config=COLUMNS | settings,
     key="leaderboard",
     placeholder=ui.MISSING,

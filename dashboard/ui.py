@@ -175,9 +175,12 @@ def settings_that_differ(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def setting_label(column: str) -> str:
-    """``spec_train_limit`` -> "Training images" (the launcher's words where it has them)."""
+    """``spec_train_limit`` -> "training images": the launcher's words where it has them,
+    lower-case like the other column names."""
     field = column.removeprefix("spec_")
-    return FIELD_LABELS.get(field, field.replace("_", " "))
+    if field == "test_limit":
+        return "test images"
+    return FIELD_LABELS.get(field, field.replace("_", " ")).lower()
 
 
 def show_skipped(runs: pd.DataFrame) -> None:

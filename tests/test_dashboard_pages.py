@@ -271,7 +271,9 @@ def test_leaderboard_shows_every_run_with_the_accuracy_in_its_run_json(trained) 
 
     table = app.dataframe[0].value.set_index("run_id")
     assert set(table.index) == set(trained["run_id"])
-    assert list(table.columns) == store.LEADERBOARD_COLUMNS[1:]
+    assert list(table.columns) == ["run", *store.LEADERBOARD_COLUMNS[1:]]
+    assert table["run"].to_dict() == {run.run_id: label(run) for run in trained.itertuples()}
+    assert "run_id" not in app.dataframe[0].proto.column_order  # the short name instead
     for run_dir in trained["run_dir"]:
         run = json.loads((Path(run_dir) / "run.json").read_text())
         shown = table.loc[run["run_id"], "test_accuracy"]  # shown in percent
