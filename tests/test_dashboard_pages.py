@@ -370,6 +370,7 @@ def test_confusion_matrix_and_per_class_table_match_the_run_predictions(trained)
     shown = app.dataframe[0].value
     pd.testing.assert_frame_equal(shown, metrics.per_class_metrics(predictions), check_dtype=False)
     assert app.metric[0].value == f"{run.test_accuracy:.2%}"  # same as the engine measured
+    assert f"on {len(predictions):,} test images" in texts(app.caption)  # quick runs test fewer
 
 
 def test_row_normalised_matrix_shows_shares_of_each_true_digit(trained) -> None:

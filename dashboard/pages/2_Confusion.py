@@ -40,6 +40,7 @@ def show_matrix(predictions: pd.DataFrame, label: str, normalize: bool) -> None:
     title = f"{label}: {'share of each true digit' if normalize else 'counts'}"
     left.plotly_chart(charts.confusion_figure(matrix, title, normalize), key="matrix")
     right.metric("test accuracy", f"{metrics.accuracy(predictions):.2%}")
+    right.caption(f"on {len(predictions):,} test images")
     right.dataframe(
         metrics.per_class_metrics(predictions),
         hide_index=True,
@@ -106,7 +107,10 @@ if not others:
 else:
     other_id = ui.run_selectbox("Compared with", others, labels, param="other")
     other = predictions_of(done.loc[other_id, "run_dir"])
-    title = f"{labels[run_id]} minus {labels[other_id]} (blue: more in the first run)"
+    title = (
+        f"{labels[run_id]} minus {labels[other_id]} (blue: more in the first run, which is "
+        "better on the diagonal and worse off it)"
+    )
     if other is not None:
         show_difference(predictions, other, title, normalize)
 
