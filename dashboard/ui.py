@@ -29,6 +29,7 @@ from engines.spec import (
     RunSpec,
 )
 
+HIGH_LR = 0.1  # the launcher warns above this (Adam's defaults here are 2e-3 and 3e-3)
 RUNS_PARAM = "runs"
 PICKED_KEY = "picked_runs"
 SUBMITTED_KEY = "submitted_runs"
@@ -433,6 +434,12 @@ def _launcher() -> None:
             placeholder=_defaults_hint("lr"),
         ),
     }
+    if settings["lr"] is not None and settings["lr"] > HIGH_LR:
+        st.warning(
+            f"A learning rate of {settings['lr']:g} is far above the defaults "
+            f"({_defaults_hint('lr')}): Adam will most likely diverge. Start anyway if that "
+            "is the experiment."
+        )
     with st.expander("Scheduler, early stopping, seed"):
         settings.update(_scheduler_settings())
         settings["es_patience"] = _number(

@@ -206,6 +206,20 @@ def test_the_launcher_shows_only_the_chosen_schedulers_settings(
     }
 
 
+def test_the_launcher_warns_about_a_learning_rate_that_will_diverge_but_still_starts(
+    results_dir: Path, no_worker
+) -> None:
+    app = open_page("home")
+    app.sidebar.number_input(key="launch_lr").set_value(0.01)
+    assert not rerun(app).sidebar.warning  # 0.01 is high but plausible
+
+    app.sidebar.number_input(key="launch_lr").set_value(5.0)
+    assert "will most likely diverge" in texts(rerun(app).sidebar.warning)
+    press(app, app.sidebar.button(key="launch_start"))
+
+    assert {spec.lr for spec in queued_specs(results_dir)} == {5.0}
+
+
 def test_pressing_start_again_does_not_queue_the_same_job_twice(
     results_dir: Path, no_worker
 ) -> None:
