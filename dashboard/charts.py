@@ -160,9 +160,14 @@ def confusion_figure(matrix: np.ndarray, title: str, normalize: bool = False) ->
 def _run_styles(history: pd.DataFrame) -> dict[str, dict]:
     """Line and marker style of each run (label): its framework's colour, the first run of a
     framework in the base shade and each further one in the next shade, so that two
-    torch/dnn runs (different seeds, say) do not look alike."""
+    torch/dnn runs (different seeds, say) do not look alike.
+
+    Runs take shades oldest first (run ids start with their creation time), so adding a newer
+    run to a comparison leaves the colours of the runs already shown as they were.
+    """
     styles, seen = {}, {}
-    runs = history.drop_duplicates("label").sort_values("label")  # the same in every chart
+    order = "run_id" if "run_id" in history else "label"
+    runs = history.drop_duplicates("label").sort_values([order, "label"])  # same in every chart
     for number, (label, framework, arch) in enumerate(
         zip(runs["label"], runs["framework"], runs["arch"], strict=True)
     ):

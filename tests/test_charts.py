@@ -8,12 +8,14 @@ from dashboard import charts
 
 
 def history_of(*runs: tuple[str, str, str]) -> pd.DataFrame:
-    """Three epochs for each (label, framework, arch), shaped like stacked history.parquet."""
+    """Three epochs for each (label, framework, arch), shaped like stacked history.parquet;
+    run ids in the order given (oldest first)."""
     rows = [
         {"label": label, "framework": framework, "arch": arch, "epoch": epoch,
+         "run_id": f"20261127-{number:06d}-{framework}-{arch}-{label[-6:]}",
          "train_loss": 1 / epoch, "val_loss": 1 / epoch, "train_accuracy": 0.9,
          "val_accuracy": 0.9, "lr": 1e-3 / epoch, "epoch_seconds": 2.0}
-        for label, framework, arch in runs
+        for number, (label, framework, arch) in enumerate(runs)
         for epoch in (1, 2, 3)
     ]  # fmt: skip
     return pd.DataFrame(rows)
@@ -63,3 +65,14 @@ def test_log_y_puts_only_the_asked_chart_on_a_log_scale() -> None:
 
     assert charts.curves_figure(history, "loss", log_y=True).layout.yaxis.type == "log"
     assert charts.curves_figure(history, "loss").layout.yaxis.type != "log"
+
+
+def test_adding_a_newer_run_keeps_the_colours_of_the_runs_already_shown() -> None:
+    older = [("torch/dnn ffffff", "torch", "dnn"), ("torch/dnn aaaaaa", "torch", "dnn")]
+    newer = ("torch/dnn 000000", "torch", "dnn")  # sorts first by label, created last
+
+    before = colours(charts.curves_figure(history_of(*older), "loss"))
+    after = colours(charts.curves_figure(history_of(*older, newer), "loss"))
+
+    assert {label: after[label] for label in before} == before
+    assert after[newer[0]] not in before.values()
