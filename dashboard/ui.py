@@ -364,15 +364,15 @@ def queue_jobs(specs: list[RunSpec]) -> None:
 def sidebar() -> None:
     """The training launcher and the live job list (call once per page)."""
     st.session_state[STATUSES_KEY] = _statuses(cached_runs())  # what this page run shows
-    with st.sidebar:
-        _launcher()
-        st.divider()
-        _job_progress()
-    for message, error in st.session_state.pop(FLASH_KEY, []):
+    for message, error in st.session_state.pop(FLASH_KEY, []):  # before the job list looks
         if error:  # stays until closed: a failure must not slip by unseen
             st.toast(message, icon="⚠️", duration="infinite")
         else:
             st.toast(message)
+    with st.sidebar:
+        _launcher()
+        st.divider()
+        _job_progress()
 
 
 def flash(message: str, error: bool = False) -> None:
@@ -561,6 +561,8 @@ def _job_progress() -> None:
     runs = cached_runs()
     if _statuses(runs) != st.session_state.get(STATUSES_KEY):
         st.rerun(scope="app")  # a job was queued, started or finished: the page is stale
+    if st.session_state.get(FLASH_KEY):
+        st.rerun(scope="app")  # a Cancel below said something: sidebar() shows it
     st.header("Jobs")
     shown = jobs_to_show(runs, st.session_state.get(SUBMITTED_KEY, []))
     if shown.empty:
@@ -577,8 +579,22 @@ def _job_card(run: dict[str, Any]) -> None:
             st.progress(min(1.0, progress.get("epoch", 0) / progress["epochs"]))
         if run["status"] == "failed":
             st.error(run.get("error") or "failed without an error message")
-        if run["status"] in ACTIVE and st.button("Cancel", key=f"cancel-{run['run_id']}"):
-            cancel_and_report(run["run_dir"], run_label(run))
+        if run["status"] in ACTIVE:
+            # A callback, not ``if st.button(...)``: the click is handled before the list
+            # reruns the whole page for a status change (a job that just started), which
+            # would otherwise drop it.
+            st.button(
+                "Cancel",
+                key=f"cancel-{run['run_id']}",
+                on_click=cancel_and_tell,
+                args=(run["run_dir"], run_label(run)),
+            )
+
+
+def cancel_and_tell(run_dir: str | Path, label: str) -> None:
+    """Cancel a job and queue a toast saying what happened (shown by the next app run)."""
+    done, message = cancel_job(run_dir)
+    flash(f"{label}: {message}", error=not done)
 
 
 def cancel_and_report(run_dir: str | Path, label: str) -> None:
@@ -587,8 +603,7 @@ def cancel_and_report(run_dir: str | Path, label: str) -> None:
     The toast comes after the rerun: a message shown before it vanished with the rerun
     that the status change set off a moment later.
     """
-    done, message = cancel_job(run_dir)
-    flash(f"{label}: {message}", error=not done)
+    cancel_and_tell(run_dir, label)
     st.rerun(scope="app")
 
 

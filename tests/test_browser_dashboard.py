@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 
 import engines
 from engines import store
+from engines.spec import RunSpec
 from tests.streamlit_server import browser_page, running_app, wait_for_idle
 
 pytestmark = pytest.mark.browser
@@ -121,3 +122,19 @@ def test_deleted_runs_leave_the_runs_page_choices_without_a_traceback(
         expect(share_box).to_contain_text(label[kept])
         expect(share_box).not_to_contain_text(label[gone])
         expect(page.get_by_role("button", name="Export bundle")).to_be_visible()
+
+
+def test_a_sidebar_cancel_clicked_as_the_job_list_changes_is_not_lost(results_dir: Path) -> None:
+    job = store.create_run(RunSpec("torch", "dnn"), results_dir, status="queued")
+    with running_app(results_dir) as url, browser_page() as page:
+        page.goto(url)
+        wait_for_idle(page)
+        cancel = page.locator(SIDEBAR).get_by_role("button", name="Cancel").element_handle()
+
+        # Another job appears (a teammate, a worker starting one) just before the click:
+        # the job list reruns the whole page for it, which used to drop the click.
+        store.create_run(RunSpec("torch", "cnn"), results_dir, status="queued")
+        cancel.click()
+
+        expect(page.get_by_text("cancelled before it started")).to_be_visible(timeout=60_000)
+    assert store.read_run(job)["status"] == "cancelled"
