@@ -240,8 +240,9 @@ def warn_missing_picks(runs: pd.DataFrame) -> None:
     missing = [i for i in picked_run_ids() if i not in known]
     if missing:
         st.warning(
-            f"Not in this store: {', '.join(missing)}. To see runs from another dashboard, "
-            "import their bundle on the Runs page (or point RESULTS_DIR at their store)."
+            f"Not in this store: {', '.join(missing)}. They were deleted, or they come from "
+            "another dashboard: then import their bundle on the Runs page (or point "
+            "RESULTS_DIR at their store)."
         )
 
 

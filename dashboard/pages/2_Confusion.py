@@ -107,11 +107,12 @@ if not others:
 else:
     other_id = ui.run_selectbox("Compared with", others, labels, param="other")
     other = predictions_of(done.loc[other_id, "run_dir"])
-    title = (
-        f"{labels[run_id]} minus {labels[other_id]} (blue: more in the first run, which is "
-        "better on the diagonal and worse off it)"
-    )
+    title = f"{labels[run_id]} minus {labels[other_id]}"
     if other is not None:
+        st.caption(
+            f"Blue: more in {labels[run_id]}, which is better on the diagonal (correct answers) "
+            "and worse off it (mistakes); red: more in the compared run."
+        )
         show_difference(predictions, other, title, normalize)
 
 st.subheader("Misclassified test digits")
