@@ -59,7 +59,7 @@ def curves_figure(
     )
     history = with_elapsed_seconds(history)
     styles = _run_styles(history)
-    for label, run in history.groupby("label", sort=False):
+    for label, run in _each_run(history, styles):
         style = styles[label]
         for col, split in enumerate(("train", "val"), start=1):
             figure.add_trace(
@@ -91,9 +91,8 @@ def curves_figure(
 def lr_figure(history: pd.DataFrame) -> go.Figure:
     """The learning rate each run used in each epoch, on a log scale."""
     figure = go.Figure()
-    runs = history.sort_values("epoch").groupby("label", sort=False)
     styles = _run_styles(history)
-    for label, run in runs:
+    for label, run in _each_run(history, styles):
         figure.add_trace(
             go.Scatter(
                 x=run["epoch"],
@@ -115,6 +114,13 @@ def lr_figure(history: pd.DataFrame) -> go.Figure:
     )
     _whole_epoch_ticks(figure, history["epoch"].max())
     return figure
+
+
+def _each_run(history: pd.DataFrame, styles: dict[str, dict]):
+    """``(label, that run's rows by epoch)`` in the order of ``styles`` (oldest run first), so
+    every chart's legend lists the runs in the same order."""
+    by_label = dict(tuple(history.sort_values("epoch").groupby("label", sort=False)))
+    return ((label, by_label[label]) for label in styles)
 
 
 def _whole_epoch_ticks(figure: go.Figure, last_epoch: int) -> None:

@@ -76,3 +76,15 @@ def test_adding_a_newer_run_keeps_the_colours_of_the_runs_already_shown() -> Non
 
     assert {label: after[label] for label in before} == before
     assert after[newer[0]] not in before.values()
+
+
+def test_every_chart_lists_the_runs_oldest_first() -> None:
+    runs = [("torch/dnn ffffff", "torch", "dnn"), ("keras/cnn 000000", "keras", "cnn")]
+    history = history_of(*runs).sample(frac=1, random_state=0)  # rows in any order
+
+    curves = charts.curves_figure(history, "loss")
+    legend = [trace.name for trace in curves.data if trace.showlegend]
+
+    assert legend == [label for label, _, _ in runs]
+    assert [trace.name for trace in charts.lr_figure(history).data] == legend
+    assert list(curves.data[0].x) == [1, 2, 3]  # each line still runs epoch by epoch
