@@ -593,19 +593,14 @@ def _job_card(run: dict[str, Any]) -> None:
 
 
 def cancel_and_tell(run_dir: str | Path, label: str) -> None:
-    """Cancel a job and queue a toast saying what happened (shown by the next app run)."""
+    """A Cancel button's callback: cancel the job and queue a toast saying what happened.
+
+    Run before the page, so the page run that follows already shows the new status and
+    the toast; a message written during the page run vanished with the rerun that the
+    status change set off a moment later.
+    """
     done, message = cancel_job(run_dir)
     flash(f"{label}: {message}", error=not done)
-
-
-def cancel_and_report(run_dir: str | Path, label: str) -> None:
-    """Cancel a job, rerun the app (its status changed) and say what happened in a toast.
-
-    The toast comes after the rerun: a message shown before it vanished with the rerun
-    that the status change set off a moment later.
-    """
-    cancel_and_tell(run_dir, label)
-    st.rerun(scope="app")
 
 
 def cancel_job(run_dir: str | Path) -> tuple[bool, str]:

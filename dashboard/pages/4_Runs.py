@@ -50,9 +50,10 @@ def cancel_controls(runs: pd.DataFrame) -> None:
         return
     labels = ui.labels_by_id(active)
     run_id = st.selectbox("Job", list(labels), format_func=labels.get, key="cancel_pick")
-    if st.button("Cancel job", key="cancel_job"):
-        row = active[active["run_id"] == run_id].iloc[0]
-        ui.cancel_and_report(row["run_dir"], labels[run_id])
+    run_dir = active.loc[active["run_id"] == run_id, "run_dir"].iloc[0]
+    st.button(
+        "Cancel job", key="cancel_job", on_click=ui.cancel_and_tell, args=(run_dir, labels[run_id])
+    )
 
 
 def delete_controls(runs: pd.DataFrame) -> None:
