@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-import subprocess
 import sys
+import time
 from pathlib import Path
 
 from engines import jobs, store
-from engines.data import PROJECT_ROOT
+from engines.core import EpochStats
 from engines.spec import ARCH_DEFAULTS, ARCHS, FRAMEWORKS, SCHEDULERS, RunSpec
+
+FOLLOW_POLL_SECONDS = 0.5
 
 
 class Parser(argparse.ArgumentParser):
@@ -154,7 +157,8 @@ def cmd_train(args: argparse.Namespace, parser: Parser) -> int:
             return 1
     else:
         spec = _spec_for_train(args, parser)
-        run_dir = store.create_run(spec, args.results_dir, status="queued")
+        # Created running, never queued: a worker draining this store must not take it too.
+        run_dir = store.create_run(spec, args.results_dir, status="running")
     return _execute(run_dir, quiet=args.quiet)
 
 
@@ -202,19 +206,66 @@ def summary_line(run: dict, run_dir: Path) -> str:
 
 
 def cmd_grid(args: argparse.Namespace, parser: Parser) -> int:
-    """Each pair in its own process, one after another (TensorFlow and torch never mix)."""
+    """Queue one job per pair and follow them to the end.
+
+    The jobs go through the store's queue, like the dashboard's: its one worker trains them
+    one after another, each in its own process (TensorFlow and torch never mix), and never
+    at the same time as a job someone queued from the dashboard.
+    """
     try:
         specs = [spec_from_args(args, f, a) for f in args.framework for a in args.arch]
     except ValueError as err:
         parser.error(str(err))
-    run_dirs = [store.create_run(spec, args.results_dir, status="queued") for spec in specs]
-    for number, run_dir in enumerate(run_dirs, start=1):
-        print(f"\n[{number}/{len(run_dirs)}]", flush=True)
-        command = [sys.executable, "-m", "engines", "train", "--run-dir", str(run_dir)]
-        subprocess.run(command, cwd=PROJECT_ROOT, check=False)
+    run_dirs = jobs.submit(specs, args.results_dir)
+    root = store.results_dir(args.results_dir)
+    print(f"queued {len(run_dirs)} runs in {root}; Ctrl-C cancels them", flush=True)
+    try:
+        follow(run_dirs)
+    except KeyboardInterrupt:
+        for run_dir in run_dirs:
+            with contextlib.suppress(store.StoreError, jobs.CancelRefused):
+                jobs.cancel(run_dir)
+        print("\ninterrupted: the grid's unfinished runs are cancelled", file=sys.stderr)
+        return 130
     print("\n" + comparison_table(run_dirs))
     statuses = [store.read_run(d)["status"] for d in run_dirs]
     return 0 if all(s == "done" for s in statuses) else 1
+
+
+def follow(run_dirs: list[Path]) -> None:
+    """Show each run's epochs as its training process records them, until all have ended."""
+    from engines.progress import EpochProgress
+
+    for number, run_dir in enumerate(run_dirs, start=1):
+        spec = RunSpec.from_stored(store.read_run(run_dir)["spec"])
+        print(f"\n[{number}/{len(run_dirs)}] {spec.label}", flush=True)
+        shown = 0
+        with EpochProgress(spec) as progress:
+            while True:
+                try:
+                    run = store.read_run(run_dir)
+                except store.StoreError as err:  # deleted meanwhile, e.g. from the dashboard
+                    print(f"gone: {err}")
+                    break
+                epochs = _recorded_epochs(run_dir)
+                for row in epochs[shown:]:
+                    progress.update(EpochStats(**row))
+                shown = max(shown, len(epochs))
+                if store.effective_status(run) not in store.ACTIVE_STATUSES:
+                    break
+                time.sleep(FOLLOW_POLL_SECONDS)
+        if run_dir.exists():
+            print(summary_line(store.read_run(run_dir), run_dir), flush=True)
+
+
+def _recorded_epochs(run_dir: Path) -> list[dict]:
+    """The epochs in the run's history so far (none before the first is written)."""
+    try:
+        history = store.read_history(run_dir)
+    except store.StoreError:
+        return []
+    fields = list(EpochStats.__dataclass_fields__)
+    return history[fields].to_dict("records")
 
 
 def comparison_table(run_dirs: list[Path]) -> str:

@@ -13,6 +13,7 @@ import pytest
 
 from engines import jobs, load_runs, store
 from engines.spec import RunSpec
+from tests.conftest import run_cli
 
 QUICK = {"epochs": 1, "train_limit": 500, "val_size": 200, "test_limit": 100}
 
@@ -142,3 +143,24 @@ def test_active_twins_are_queued_or_running_jobs_with_the_very_same_spec(tmp_pat
     twins = jobs.active_twins([queued, finished, other_seed, same_but_notes], tmp_path)
 
     assert twins == {queued: queued_dir.name}  # notes do not make another run
+
+
+def test_a_grid_waits_for_the_job_already_training_instead_of_training_alongside(
+    results_dir: Path,
+) -> None:
+    # A dashboard job that trains for a while (~0.2 s per epoch on 500 images).
+    long_job = RunSpec("torch", "cnn", **{**QUICK, "epochs": 40, "es_patience": 40})
+    [dashboard_job] = jobs.submit([long_job], results_dir)
+    assert wait_for(
+        lambda: (store.read_run(dashboard_job).get("progress") or {}).get("epoch", 0) >= 1
+    )
+    quick = ["--epochs", "1", "--train-limit", "500", "--val-size", "200", "--test-limit", "100"]
+
+    result = run_cli("grid", "--framework", "torch", "--arch", "dnn", *quick, timeout=600)
+
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    first = store.read_run(dashboard_job)
+    [grid_run] = [r for r in load_runs(results_dir).run_id if r != dashboard_job.name]
+    second = store.read_run(results_dir / grid_run)
+    assert first["status"] == second["status"] == "done"
+    assert first["finished_at"] <= second["started_at"]  # one training at a time, not two
