@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from engines import jobs, store
 from engines.core import EpochStats
 from engines.spec import ARCH_DEFAULTS, ARCHS, FRAMEWORKS, SCHEDULERS, RunSpec
@@ -269,8 +271,6 @@ def _recorded_epochs(run_dir: Path) -> list[dict]:
 
 
 def comparison_table(run_dirs: list[Path]) -> str:
-    import pandas as pd
-
     rows = []
     for run_dir in run_dirs:
         run = store.read_run(run_dir)
@@ -291,10 +291,9 @@ def comparison_table(run_dirs: list[Path]) -> str:
     return table.to_string(index=False, float_format=lambda v: f"{v:.4f}")
 
 
-def runs_table(runs) -> str:  # runs: engines.load_runs()'s table
-    """The store's runs for a terminal, newest first: accuracy in percent, counts as whole
-    numbers, "-" where a run has no value (not finished)."""
-    import pandas as pd
+def runs_table(runs: pd.DataFrame) -> str:
+    """``engines.load_runs()``'s table for a terminal, newest first: accuracy in percent,
+    counts as whole numbers, "-" where a run has no value (not finished)."""
 
     def column(name: str, form: str) -> pd.Series:
         return runs[name].map(lambda value: "-" if pd.isna(value) else form.format(value))

@@ -18,6 +18,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol
 
 import numpy as np
@@ -75,7 +76,7 @@ ENGINE_MODULES = {
 }
 
 
-def import_engine(framework: str):
+def import_engine(framework: str) -> ModuleType:
     """Import an engine module, torch side first.
 
     On this stack, importing TensorFlow before torchvision/Lightning in the same process

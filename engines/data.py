@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engines.spec import RunSpec
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 FILES = {
@@ -233,7 +235,7 @@ def split(
     )
 
 
-def prepare(spec) -> Split:  # spec: engines.spec.RunSpec (kept untyped to avoid a cycle)
+def prepare(spec: RunSpec) -> Split:
     """The split a spec asks for, from the dataset on disk (or downloaded)."""
     return split(
         load_mnist(),

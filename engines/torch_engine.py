@@ -359,7 +359,7 @@ def train(spec: RunSpec, data: Split, on_epoch: OnEpoch | None = None) -> RunRes
     )
 
 
-def step_scheduler(scheduler, val_loss: float) -> None:
+def step_scheduler(scheduler: lr_scheduler.LRScheduler | None, val_loss: float) -> None:
     if isinstance(scheduler, lr_scheduler.ReduceLROnPlateau):
         scheduler.step(val_loss)
     elif scheduler is not None:

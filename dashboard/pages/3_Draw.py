@@ -19,6 +19,7 @@ from PIL import Image
 import engines
 from dashboard import charts, ui
 from engines import store
+from engines.core import Predictor
 from engines.preprocess import BLANK, NoDigit, find_digit, load_image_file
 
 CANVAS_SIZE = 280
@@ -94,7 +95,7 @@ def show_preprocessed(digit: np.ndarray) -> None:
 
 # --- models ----------------------------------------------------------------------------------
 @st.cache_resource(show_spinner=False, max_entries=32)
-def cached_predictor(run_dir: str, model_stamp: float | None):
+def cached_predictor(run_dir: str, model_stamp: float | None) -> Predictor:
     """One loaded model per run folder and model file version (mtime)."""
     return engines.load_predictor(run_dir)
 
