@@ -186,7 +186,7 @@ def _settle(run_dir: Path, returncode: int) -> None:
         run = store.read_run(run_dir)
     except store.StoreError:
         return  # deleted while running
-    if run["status"] in ("queued", "running"):
+    if run["status"] in store.ACTIVE_STATUSES:
         if returncode == -signal.SIGTERM:
             status, error = "cancelled", "cancelled"
         else:

@@ -110,7 +110,6 @@ def execute(run_dir: Path, on_epoch: Callable[[EpochStats], None] | None = None)
         engine = import_engine(spec.framework)
         data = prepare(spec)
         result = engine.train(spec, data, record_epoch)
-        store.write_history(run_dir, run, [s.as_dict() for s in result.history])
         store.write_predictions(run_dir, data.y_test, result.test_probabilities)
         engine.save_model(result, run_dir)
         epoch_times = [s.epoch_seconds for s in result.history]
