@@ -123,7 +123,7 @@ def test_real_dataset_has_standard_shapes() -> None:
     assert set(np.unique(mnist.y_train)) == set(range(10))
 
 
-def test_split_is_deterministic_disjoint_and_sized() -> None:
+def test_split_is_sized_and_the_same_for_the_same_seed_only() -> None:
     mnist = data.load_mnist(allow_download=False)
     a = data.split(mnist, val_size=5000, seed=7)
     b = data.split(mnist, val_size=5000, seed=7)

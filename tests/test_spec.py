@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engines.spec import RunSpec
+from engines.spec import ARCH_DEFAULTS, RunSpec
 
 INVALID = [
     ("framework", "tf"),
@@ -47,12 +47,11 @@ def test_invalid_field_is_rejected_with_its_name(field: str, value: object) -> N
         RunSpec(**values)
 
 
-def test_arch_defaults_are_the_documented_ones() -> None:
-    dnn, cnn = RunSpec("keras", "dnn"), RunSpec("keras", "cnn")
-    assert (dnn.epochs, dnn.scheduler, dnn.es_patience, dnn.augment_shift) == (40, "cosine", 10, 1)
-    assert (cnn.epochs, cnn.scheduler, cnn.es_patience, cnn.augment_shift) == (20, "cosine", 10, 2)
-    assert (dnn.augment_rotate, cnn.augment_rotate) == (0, 10)
-    assert (dnn.dropout, dnn.val_size) == (0.3, 5000)
+def test_a_spec_takes_its_architectures_defaults_for_every_field_left_out() -> None:
+    for arch, defaults in ARCH_DEFAULTS.items():
+        spec = RunSpec("keras", arch)
+        assert {name: getattr(spec, name) for name in defaults} == defaults
+    assert RunSpec("keras", "cnn", epochs=3).epochs == 3  # a given value wins
 
 
 def test_training_defaults_are_the_same_for_every_framework() -> None:
