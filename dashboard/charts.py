@@ -14,8 +14,6 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from engines.metrics import normalize_rows
-
 FRAMEWORK_COLOURS = {"keras": "#d62728", "torch": "#1f77b4", "lightning": "#9467bd"}
 # further runs of one framework: darker and lighter shades of its colour, in this order
 FRAMEWORK_SHADES = {
@@ -128,14 +126,14 @@ def _whole_epoch_ticks(figure: go.Figure, last_epoch: int) -> None:
     figure.update_xaxes(tick0=1, dtick=max(1, int(np.ceil(last_epoch / 10))))
 
 
-def confusion_figure(matrix: np.ndarray, title: str, normalize: bool = False) -> go.Figure:
+def confusion_figure(matrix: np.ndarray, title: str) -> go.Figure:
     """Heatmap of a 10x10 confusion matrix (rows = true digit, columns = predicted).
 
-    ``normalize`` shows each row as shares of that true digit; a float matrix is taken to
-    hold shares already. A matrix with negative entries (a difference between two runs)
+    An integer matrix holds counts, a float one shares (``metrics.confusion_matrix(…,
+    normalize=True)``). A matrix with negative entries (a difference between two runs)
     gets a red-blue scale centred on zero.
     """
-    values = normalize_rows(matrix) if normalize else np.asarray(matrix)
+    values = np.asarray(matrix)
     digits = [str(d) for d in range(values.shape[0])]
     diverging = bool((values < 0).any())
     shares = values.dtype.kind == "f"

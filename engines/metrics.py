@@ -9,15 +9,27 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from engines.store import PROB_COLUMNS
+
 DIGITS = 10
 
 
-def confusion_matrix(predictions: pd.DataFrame) -> np.ndarray:
-    """10x10 counts: row = true digit, column = predicted digit."""
+def confusion_matrix(predictions: pd.DataFrame, normalize: bool = False) -> np.ndarray:
+    """10x10 counts: row = true digit, column = predicted digit; with ``normalize``, each
+    row as shares of that true digit (see :func:`normalize_rows`)."""
     labels = predictions["label"].to_numpy(dtype=np.int64)
     predicted = predictions["predicted"].to_numpy(dtype=np.int64)
     cells = np.bincount(labels * DIGITS + predicted, minlength=DIGITS * DIGITS)
-    return cells.reshape(DIGITS, DIGITS)
+    matrix = cells.reshape(DIGITS, DIGITS)
+    return normalize_rows(matrix) if normalize else matrix
+
+
+def confusion_difference(
+    predictions: pd.DataFrame, other: pd.DataFrame, normalize: bool = False
+) -> np.ndarray:
+    """One run's confusion matrix minus another's (counts, or shares with ``normalize``):
+    positive where the first run has more."""
+    return confusion_matrix(predictions, normalize) - confusion_matrix(other, normalize)
 
 
 def normalize_rows(matrix: np.ndarray) -> np.ndarray:
@@ -48,6 +60,14 @@ def per_class_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
             "support": support,
         }
     )
+
+
+def mistakes(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The misclassified test images, most confident mistake first, with ``confidence``:
+    the probability the model gave its (wrong) predicted digit."""
+    wrong = predictions[predictions["label"] != predictions["predicted"]]
+    wrong = wrong.assign(confidence=wrong[PROB_COLUMNS].max(axis=1))
+    return wrong.sort_values("confidence", ascending=False, kind="stable")
 
 
 def accuracy(predictions: pd.DataFrame) -> float:

@@ -72,3 +72,29 @@ def test_normalized_rows_are_shares_of_each_true_digit() -> None:
 
 def test_accuracy_is_the_share_of_right_predictions() -> None:
     assert metrics.accuracy(SMALL) == pytest.approx(5 / 7)
+
+
+def test_confusion_difference_is_positive_where_the_first_run_has_more() -> None:
+    other = predictions([0, 0, 1, 1, 2, 2, 2], [0, 0, 1, 1, 2, 2, 2])  # all right
+
+    counts = metrics.confusion_difference(SMALL, other)
+    shares = metrics.confusion_difference(SMALL, other, normalize=True)
+
+    assert counts[0, 1] == 1 and counts[0, 0] == -1  # SMALL's 0 → 1 mistake
+    assert counts[2, 0] == 1 and counts[2, 2] == -1
+    assert counts.sum() == 0
+    assert shares[2, 0] == pytest.approx(1 / 3) and shares[2, 2] == pytest.approx(-1 / 3)
+
+
+def test_mistakes_lists_only_wrong_predictions_most_confident_first() -> None:
+    frame = predictions([0, 1, 2, 3], [0, 7, 5, 8])
+    given = [0.9, 0.6, 0.95, 0.4]
+    for digit in range(10):
+        frame[f"p{digit}"] = 0.0
+    for row, (digit, p) in enumerate(zip(frame["predicted"], given, strict=True)):
+        frame.loc[row, f"p{digit}"] = p
+
+    wrong = metrics.mistakes(frame)
+
+    assert wrong["label"].tolist() == [2, 1, 3]  # the right answer (label 0) is not a mistake
+    assert wrong["confidence"].tolist() == [0.95, 0.6, 0.4]

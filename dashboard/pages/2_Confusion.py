@@ -35,10 +35,10 @@ def predictions_of(run_dir: str) -> pd.DataFrame | None:
 
 
 def show_matrix(predictions: pd.DataFrame, label: str, normalize: bool) -> None:
-    matrix = metrics.confusion_matrix(predictions)
+    matrix = metrics.confusion_matrix(predictions, normalize)
     left, right = st.columns([3, 2])
     title = f"{label}: {'share of each true digit' if normalize else 'counts'}"
-    left.plotly_chart(charts.confusion_figure(matrix, title, normalize), key="matrix")
+    left.plotly_chart(charts.confusion_figure(matrix, title), key="matrix")
     right.metric("test accuracy", f"{metrics.accuracy(predictions):.2%}")
     right.caption(f"on {len(predictions):,} test images")
     right.dataframe(
@@ -55,12 +55,10 @@ def show_matrix(predictions: pd.DataFrame, label: str, normalize: bool) -> None:
 def show_difference(
     predictions: pd.DataFrame, other: pd.DataFrame, title: str, normalize: bool
 ) -> None:
-    mine, theirs = metrics.confusion_matrix(predictions), metrics.confusion_matrix(other)
-    if normalize:
-        mine, theirs = metrics.normalize_rows(mine), metrics.normalize_rows(theirs)
-    elif len(predictions) != len(other):
+    if not normalize and len(predictions) != len(other):
         st.warning("The two runs were tested on different numbers of images: compare shares.")
-    st.plotly_chart(charts.confusion_figure(mine - theirs, title), key="difference")
+    difference = metrics.confusion_difference(predictions, other, normalize)
+    st.plotly_chart(charts.confusion_figure(difference, title), key="difference")
 
 
 def show_gallery(predictions: pd.DataFrame) -> None:
@@ -69,14 +67,13 @@ def show_gallery(predictions: pd.DataFrame) -> None:
     except MnistError as err:
         st.info(f"The MNIST test images are not available here, so no gallery ({err}).")
         return
-    wrong = predictions[predictions["label"] != predictions["predicted"]]
-    wrong = wrong.assign(confidence=wrong[store.PROB_COLUMNS].max(axis=1))
+    wrong = metrics.mistakes(predictions)
     digit = st.selectbox("True digit", ["any", *range(10)], key="gallery_digit")
     if digit != "any":
         wrong = wrong[wrong["label"] == digit]
     count = st.slider("How many", 8, 96, 32, step=8, key="gallery_count")
     st.caption(f"{len(wrong)} misclassified; most confident mistakes first.")
-    wrong = wrong.sort_values("confidence", ascending=False).head(count)
+    wrong = wrong.head(count)
     for start in range(0, len(wrong), GALLERY_COLUMNS):
         row = wrong.iloc[start : start + GALLERY_COLUMNS]
         for column, item in zip(st.columns(GALLERY_COLUMNS), row.itertuples(), strict=False):
