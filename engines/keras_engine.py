@@ -34,7 +34,7 @@ import keras  # noqa: E402  (the environment above must be set first)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402  (Keras's backend here: input pipelines are tf.data)
 
-from engines import core  # noqa: E402
+from engines import core, store  # noqa: E402
 from engines.augment import BuiltAhead, epoch_images  # noqa: E402
 from engines.core import EpochStats, OnEpoch, RunResult  # noqa: E402
 from engines.data import Split, normalize  # noqa: E402
@@ -388,15 +388,9 @@ def train(spec: RunSpec, data: Split, on_epoch: OnEpoch | None = None) -> RunRes
 
 # --- saving and predicting ---------------------------------------------------------------
 def save_model(result: RunResult, run_dir: str | Path) -> Path:
-    """Write ``model.keras`` atomically (Keras insists on the ``.keras`` suffix, even for
-    the temporary file)."""
+    """Write ``model.keras`` atomically; returns its path."""
     target = Path(run_dir) / MODEL_FILE
-    tmp = target.with_name(f".{MODEL_FILE}.{os.getpid()}.tmp.keras")
-    try:
-        result.model.save(tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    store.atomic_write(target, result.model.save, suffix=".keras")
     return target
 
 

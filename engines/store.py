@@ -20,7 +20,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -116,9 +116,12 @@ def new_run_id(spec: RunSpec) -> str:
 
 
 # --- atomic writes -----------------------------------------------------------------------
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write: Callable[[str], object], suffix: str = ".tmp") -> None:
+    """``write(tmp)`` to a temporary file beside ``path``, then move it into place: readers
+    see the old file or the new one, never half of one. ``suffix`` ends the temporary name
+    (Keras saves only to names ending in ``.keras``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
     try:
         write(tmp)
@@ -134,12 +137,12 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
         with open(tmp, "w") as fh:
             json.dump(data, fh, indent=2, sort_keys=True, default=_json_default)
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def write_parquet(path: Path, frame: pd.DataFrame) -> None:
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def _json_default(value: Any) -> Any:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.optim import lr_scheduler
 
+from engines import store
 from engines.augment import epoch_images
 from engines.core import ADAM_EPSILON, BN_EPSILON, BN_MOMENTUM, EpochStats, OnEpoch, RunResult
 from engines.data import MEAN, STD, Split, normalize
@@ -372,14 +372,7 @@ def save_model(result: RunResult, run_dir: str | Path) -> Path:
     model: DigitNet = result.model
     path = Path(run_dir) / MODEL_FILE
     payload = {"arch": model.arch, "dropout": model.dropout, "state_dict": model.state_dict()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{MODEL_FILE}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    store.atomic_write(path, lambda tmp: torch.save(payload, tmp))
     return path
 
 

@@ -290,7 +290,7 @@ def test_atomic_write_never_leaves_a_partial_file(tmp_path: Path) -> None:
         raise Boom
 
     with pytest.raises(Boom):
-        store._atomic_write(target, failing_write)
+        store.atomic_write(target, failing_write)
     assert pq.read_table(target).to_pandas()["a"].tolist() == [1, 2]
     assert os.listdir(tmp_path) == ["history.parquet"]
 
