@@ -185,7 +185,7 @@ def _execute(run_dir: Path, quiet: bool) -> int:
     from engines.progress import EpochProgress
     from engines.runner import execute
 
-    spec = RunSpec.from_dict(store.read_run(run_dir)["spec"])
+    spec = RunSpec.from_stored(store.read_run(run_dir)["spec"])
     print(f"run {run_dir.name}: {spec.label}, up to {spec.epochs} epochs", flush=True)
     with EpochProgress(spec, quiet=quiet) as progress:
         try:
