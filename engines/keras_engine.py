@@ -36,14 +36,13 @@ import tensorflow as tf  # noqa: E402  (Keras's backend here: input pipelines ar
 
 from engines import core, store  # noqa: E402
 from engines.augment import BuiltAhead, epoch_images  # noqa: E402
-from engines.core import EpochStats, OnEpoch, RunResult  # noqa: E402
+from engines.core import EVAL_BATCH_SIZE, EpochStats, OnEpoch, RunResult, check_images  # noqa: E402
 from engines.data import Split, normalize  # noqa: E402
 from engines.spec import RunSpec  # noqa: E402
 
 MODEL_FILE = "model.keras"
 NUM_CLASSES = 10
 INPUT_SHAPE = (28, 28, 1)
-EVAL_BATCH_SIZE = 1000  # for test-set evaluation and large prediction requests
 SMALL_BATCH = 256  # up to this many images are predicted in one direct call
 # Training steps per call into the compiled graph. Our callbacks act only at epoch ends, so
 # running many steps per call loses nothing and saves Python overhead per step: a DNN epoch
@@ -402,9 +401,7 @@ class KerasPredictor:
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """uint8 (N, 28, 28) MNIST-like images -> float32 (N, 10) probabilities."""
-        images = np.asarray(images)
-        if images.ndim != 3 or images.shape[1:] != (28, 28):
-            raise ValueError(f"images: expected shape (N, 28, 28), got {images.shape}")
+        images = check_images(images)
         x = to_model_input(images)
         if len(x) <= SMALL_BATCH:
             # A direct compiled call: much lower latency than predict() for a drawn digit.

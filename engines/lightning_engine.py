@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from torch.utils.data import BatchSampler, DataLoader, SequentialSampler, TensorDataset
 
 from engines.augment import epoch_images
-from engines.core import EpochStats, OnEpoch, RunResult
+from engines.core import EVAL_BATCH_SIZE, EpochStats, OnEpoch, RunResult
 from engines.data import Split
 from engines.spec import RunSpec
 from engines.torch_engine import (
@@ -44,7 +44,6 @@ from engines.torch_engine import (
 
 __all__ = ["DigitClassifier", "load_predictor", "save_model", "train", "trainable_params"]
 
-VAL_BATCH_SIZE = 1000
 NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
 
 
@@ -158,7 +157,7 @@ class MnistData(L.LightningDataModule):
         return DataLoader(train_set, sampler=self.train_batches, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
-        batches = BatchSampler(SequentialSampler(self.val_set), VAL_BATCH_SIZE, drop_last=False)
+        batches = BatchSampler(SequentialSampler(self.val_set), EVAL_BATCH_SIZE, drop_last=False)
         return DataLoader(self.val_set, sampler=batches, batch_size=None)
 
 

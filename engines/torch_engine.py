@@ -22,12 +22,20 @@ from torch.optim import lr_scheduler
 
 from engines import store
 from engines.augment import epoch_images
-from engines.core import ADAM_EPSILON, BN_EPSILON, BN_MOMENTUM, EpochStats, OnEpoch, RunResult
+from engines.core import (
+    ADAM_EPSILON,
+    BN_EPSILON,
+    BN_MOMENTUM,
+    EVAL_BATCH_SIZE,
+    EpochStats,
+    OnEpoch,
+    RunResult,
+    check_images,
+)
 from engines.data import MEAN, STD, Split, normalize
 from engines.spec import RunSpec
 
 MODEL_FILE = "model.pt"
-EVAL_BATCH_SIZE = 1000  # inference chunk: bounds memory (10k CNN activations at once ~ 1 GB)
 
 
 # --- architectures -----------------------------------------------------------------------
@@ -383,9 +391,7 @@ class TorchPredictor:
         self.model = model.eval()
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
-        images = np.asarray(images)
-        if images.ndim != 3 or images.shape[1:] != (28, 28):
-            raise ValueError(f"images: expected shape (N, 28, 28), got {images.shape}")
+        images = check_images(images)
         logits = predict_logits(self.model, to_tensors(images.astype(np.uint8)))
         return torch.softmax(logits, dim=1).numpy()
 
