@@ -8,12 +8,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pandas as pd
 import streamlit as st
 
-from dashboard import ui
+from dashboard import sidebar, ui
 from engines.spec import ARCHS, FRAMEWORKS
 from engines.store import LEADERBOARD_COLUMNS, STATUSES
 
 st.set_page_config(page_title="Digit Lab", page_icon="🔢", layout="wide")
-ui.sidebar()
+sidebar.show()
 
 st.title("Digit Lab")
 st.write(
@@ -51,9 +51,11 @@ def show_empty_store() -> None:
         "**Start training**, or train from a terminal:"
     )
     st.code(ui.cli_example(), language="bash")
-    quick = f"{ui.QUICK_START['epochs']} epochs on {ui.QUICK_START['train_limit']:,} images"
+    quick = (
+        f"{sidebar.QUICK_START['epochs']} epochs on {sidebar.QUICK_START['train_limit']:,} images"
+    )
     if st.button(f"Quick start: train all six pairs briefly ({quick})", type="primary"):
-        ui.queue_jobs(ui.build_specs(FRAMEWORKS, ARCHS, ui.QUICK_START))
+        sidebar.queue_jobs(sidebar.build_specs(FRAMEWORKS, ARCHS, sidebar.QUICK_START))
 
 
 def filtered(runs: pd.DataFrame) -> pd.DataFrame:

@@ -3,41 +3,30 @@
 * Cached reads of the run store, invalidated when a run's files change on disk.
 * The picked runs: kept in the URL (``?runs=id1,id2``) so a copied link opens the same
   comparison, and mirrored in ``st.session_state`` so the pick survives page switches.
-* :func:`sidebar`: the training launcher and the live job list, on every page.
+* How runs are shown: labels, accuracy in percent, the settings that differ.
+
+The sidebar (launcher and job list) is :mod:`dashboard.sidebar`.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from dashboard.charts import run_label
-from engines import jobs, store
+from engines import store
 from engines.spec import (
-    ARCH_DEFAULTS,
-    ARCHS,
-    FRAMEWORKS,
     MNIST_TEST_IMAGES,
     MNIST_TRAIN_IMAGES,
-    SCHEDULERS,
-    RunSpec,
 )
 
-HIGH_LR = 0.1  # the launcher warns above this (Adam's defaults here are 2e-3 and 3e-3)
 RUNS_PARAM = "runs"
 PICKED_KEY = "picked_runs"
-SUBMITTED_KEY = "submitted_runs"
-STATUSES_KEY = "job_statuses"
-FLASH_KEY = "flash"
-PROGRESS_SECONDS = 2
-ACTIVE = store.ACTIVE_STATUSES
-QUICK_START = {"epochs": 2, "train_limit": 10_000}
 FIELD_LABELS = {  # RunSpec field -> its label in the sidebar launcher
     "epochs": "Max epochs",
     "train_limit": "Training images",
@@ -312,302 +301,3 @@ def run_selectbox(label: str, ids: list[str], labels: dict[str, str], param: str
     chosen = st.selectbox(label, ids, format_func=labels.get, key=param)
     st.query_params[param] = chosen
     return chosen
-
-
-# --- launching jobs ----------------------------------------------------------------------
-def build_specs(
-    frameworks: Sequence[str], archs: Sequence[str], settings: dict[str, Any]
-) -> list[RunSpec]:
-    """One RunSpec per framework x architecture pair; ``ValueError`` names a bad field."""
-    if not frameworks or not archs:
-        raise ValueError("pick at least one framework and one architecture")
-    return [RunSpec(framework=f, arch=a, **settings) for f in frameworks for a in archs]
-
-
-def submit_jobs(specs: list[RunSpec]) -> list[Path]:
-    """Queue the runs in the dashboard's store; the sidebar follows them for this session."""
-    run_dirs = jobs.submit(specs, results_root())
-    submitted = st.session_state.setdefault(SUBMITTED_KEY, [])
-    submitted.extend(run_dir.name for run_dir in run_dirs)
-    return run_dirs
-
-
-def queue_jobs(specs: list[RunSpec]) -> None:
-    """Queue the specs and rerun the app, so the job list and the tables show them at once.
-
-    A spec that a queued or running job already trains is skipped and named (a double click
-    on Start must not train the same run twice); a store that cannot be written is reported.
-    """
-    root = results_root()
-    try:
-        twins = jobs.active_twins(specs, root)
-        run_dirs = submit_jobs([spec for spec in specs if spec not in twins])
-    except OSError as err:
-        st.error(f"Could not queue the jobs in {root}: {err}")
-        return
-    if twins:
-        names = ", ".join(
-            run_label({"framework": s.framework, "arch": s.arch, "run_id": run_id})
-            for s, run_id in twins.items()
-        )
-        skipped = (
-            f"Not queued again, already queued or running with the same settings: {names}. "
-            "Change the seed (or another setting) to train another run."
-        )
-        if not run_dirs:
-            st.warning(skipped)
-            return
-        flash(skipped, error=True)
-    flash(f"Queued {len(run_dirs)} job(s): progress in the sidebar.")
-    st.rerun(scope="app")
-
-
-def sidebar() -> None:
-    """The training launcher and the live job list (call once per page)."""
-    st.session_state[STATUSES_KEY] = _statuses(cached_runs())  # what this page run shows
-    for message, error in st.session_state.pop(FLASH_KEY, []):  # before the job list looks
-        if error:  # stays until closed: a failure must not slip by unseen
-            st.toast(message, icon="⚠️", duration="infinite")
-        else:
-            st.toast(message)
-    with st.sidebar:
-        _launcher()
-        st.divider()
-        _job_progress()
-
-
-def flash(message: str, error: bool = False) -> None:
-    """A message shown (as a toast) on the next run, for actions followed by ``st.rerun``."""
-    st.session_state.setdefault(FLASH_KEY, []).append((message, error))
-
-
-def _defaults_hint(name: str) -> str:
-    return " · ".join(f"{arch} {values[name]}" for arch, values in ARCH_DEFAULTS.items())
-
-
-def _number(field: str, value: Any, step: Any, **options: Any) -> Any:
-    """The launcher's field for a RunSpec ``field``; its value is kept for the session."""
-    return st.number_input(
-        FIELD_LABELS[field],
-        value=value,
-        step=step,
-        key=f"launch_{field}",
-        persist_state="session",
-        **options,
-    )
-
-
-def in_launcher_words(message: str) -> str:
-    """A RunSpec error (``train_limit: must be …``) with the field's label from the launcher
-    (``Training images: must be …``)."""
-    field, sep, rest = message.partition(": ")
-    return f"{FIELD_LABELS[field]}: {rest}" if sep and field in FIELD_LABELS else message
-
-
-@st.fragment
-def _launcher() -> None:
-    """Widgets rerun only this fragment; Start validates through RunSpec and queues.
-
-    Fields left empty take the architecture's reference default (shown as placeholder).
-    Fields are not clamped: RunSpec is the one validator, and its message is shown.
-    """
-    st.header("Train")
-    keep = {"persist_state": "session"}
-    frameworks = st.multiselect(
-        "Frameworks", FRAMEWORKS, default=FRAMEWORKS, key="launch_fw", **keep
-    )
-    archs = st.multiselect("Architectures", ARCHS, default=ARCHS, key="launch_arch", **keep)
-    settings: dict[str, Any] = {
-        "epochs": _number("epochs", None, 1, placeholder=_defaults_hint("epochs")),
-        "train_limit": _number(
-            "train_limit",
-            None,
-            1000,
-            placeholder="all 55,000",
-            help="Use only the first N training images (quick runs).",
-        ),
-        "batch_size": _number("batch_size", None, 1, placeholder=_defaults_hint("batch_size")),
-        "lr": _number(
-            "lr",
-            None,
-            1e-4,
-            format="%.5f",
-            placeholder=_defaults_hint("lr"),
-        ),
-    }
-    if settings["lr"] is not None and settings["lr"] > HIGH_LR:
-        st.warning(
-            f"A learning rate of {settings['lr']:g} is far above the defaults "
-            f"({_defaults_hint('lr')}): Adam will most likely diverge. Start anyway if that "
-            "is the experiment."
-        )
-    with st.expander("Scheduler, early stopping, seed"):
-        settings.update(_scheduler_settings())
-        settings["es_patience"] = _number(
-            "es_patience",
-            None,
-            1,
-            placeholder=_defaults_hint("es_patience"),
-        )
-        settings["augment_shift"] = _number(
-            "augment_shift",
-            None,
-            1,
-            placeholder=_defaults_hint("augment_shift"),
-            help="Move each training image by up to N pixels per axis, redrawn every epoch "
-            "(0 = no augmentation). Validation and test images are never shifted.",
-        )
-        settings["augment_rotate"] = _number(
-            "augment_rotate",
-            None,
-            1,
-            placeholder=_defaults_hint("augment_rotate"),
-            help="Rotate each training image by up to N degrees either way, redrawn every "
-            "epoch (0 = off). Validation and test images are never rotated.",
-        )
-        settings["augment_zoom"] = _number(
-            "augment_zoom",
-            None,
-            1,
-            placeholder=_defaults_hint("augment_zoom"),
-            help="Scale each training image by up to N percent either way, about its centre, "
-            "redrawn every epoch (0 = off). Validation and test images are never scaled.",
-        )
-        settings["label_smoothing"] = _number(
-            "label_smoothing",
-            None,
-            0.05,
-            format="%.2f",
-            placeholder=_defaults_hint("label_smoothing"),
-            help="Train towards targets that give this much probability to all ten classes "
-            "together (0 = off). The validation and test losses stay plain cross-entropy, "
-            "so curves compare with runs without it.",
-        )
-        settings["dropout"] = _number("dropout", 0.3, 0.05)
-        settings["seed"] = _number("seed", 42, 1)
-    if st.button("Start training", type="primary", key="launch_start"):
-        _start(frameworks, archs, settings)
-
-
-def _scheduler_settings() -> dict[str, Any]:
-    """The scheduler choice and the parameters of the scheduler(s) it may mean (the
-    architecture default may mean a different scheduler per architecture)."""
-    defaults = {values["scheduler"] for values in ARCH_DEFAULTS.values()}
-    hint = next(iter(defaults)) if len(defaults) == 1 else _defaults_hint("scheduler")
-    default = f"architecture default ({hint})"
-    choice = st.selectbox(
-        "LR scheduler", [default, *SCHEDULERS], key="launch_scheduler", persist_state="session"
-    )
-    scheduler = None if choice == default else choice
-    meant = defaults if scheduler is None else {scheduler}
-    values: dict[str, Any] = {"scheduler": scheduler}
-    if "plateau" in meant:
-        values["plateau_factor"] = _number("plateau_factor", 0.5, 0.1)
-        values["plateau_patience"] = _number("plateau_patience", 3, 1)
-    if "step" in meant:
-        values["step_size"] = _number("step_size", 5, 1)
-        values["step_gamma"] = _number("step_gamma", 0.5, 0.1)
-    return values
-
-
-def _start(frameworks: list[str], archs: list[str], settings: dict[str, Any]) -> None:
-    try:
-        specs = build_specs(frameworks, archs, settings)
-    except ValueError as err:
-        st.error(f"Not started: {in_launcher_words(str(err))}")
-        return
-    queue_jobs(specs)
-
-
-# --- live job progress -------------------------------------------------------------------
-def jobs_to_show(runs: pd.DataFrame, submitted: list[str]) -> pd.DataFrame:
-    """Queued and running jobs (from any tab), plus whatever this session launched, in the
-    order the worker takes them (a batch shares its creation second)."""
-    shown = runs[runs["status"].isin(ACTIVE) | runs["run_id"].isin(submitted)]
-    return shown.sort_values(["created_at", "queued_at"], kind="stable")
-
-
-def job_progress(run: dict[str, Any]) -> str:
-    """Where a job is: epoch k/N, the latest validation accuracy, the test accuracy when done."""
-    progress = _progress(run)
-    parts = []
-    if run["status"] == "running" or progress.get("epoch"):
-        parts.append(f"epoch {progress.get('epoch', 0)}/{progress.get('epochs', '?')}")
-    if progress.get("val_accuracy") is not None:
-        parts.append(f"val acc {progress['val_accuracy']:.2%}")
-    if run["status"] == "done" and pd.notna(run.get("test_accuracy")):
-        parts.append(f"test acc {run['test_accuracy']:.2%}")
-    return " · ".join(parts)
-
-
-def job_line(run: dict[str, Any]) -> str:
-    """One markdown line about a job, e.g. ``**torch/dnn a1b2c3** · running · epoch 3/10``;
-    the short run id tells two jobs of one pair apart, as everywhere else."""
-    parts = (f"**{run_label(run)}**", run["status"], job_progress(run))
-    return " · ".join(part for part in parts if part)
-
-
-def _statuses(runs: pd.DataFrame) -> dict[str, str]:
-    return dict(zip(runs["run_id"], runs["status"], strict=True))
-
-
-def _progress(run: dict[str, Any]) -> dict[str, Any]:
-    progress = run.get("progress")
-    return progress if isinstance(progress, dict) else {}
-
-
-@st.fragment(run_every=PROGRESS_SECONDS)
-def _job_progress() -> None:
-    """Reruns on its own every few seconds; a status change refreshes the whole page."""
-    runs = cached_runs()
-    if _statuses(runs) != st.session_state.get(STATUSES_KEY):
-        st.rerun(scope="app")  # a job was queued, started or finished: the page is stale
-    if st.session_state.get(FLASH_KEY):
-        st.rerun(scope="app")  # a Cancel below said something: sidebar() shows it
-    st.header("Jobs")
-    shown = jobs_to_show(runs, st.session_state.get(SUBMITTED_KEY, []))
-    if shown.empty:
-        st.caption("No jobs running. Pick pairs above and press Start training.")
-    for run in shown.to_dict("records"):
-        _job_card(run)
-
-
-def _job_card(run: dict[str, Any]) -> None:
-    with st.container(border=True):
-        st.markdown(job_line(run))
-        progress = _progress(run)
-        if run["status"] == "running" and progress.get("epochs"):
-            st.progress(min(1.0, progress.get("epoch", 0) / progress["epochs"]))
-        if run["status"] == "failed":
-            st.error(run.get("error") or "failed without an error message")
-        if run["status"] in ACTIVE:
-            # A callback, not ``if st.button(...)``: the click is handled before the list
-            # reruns the whole page for a status change (a job that just started), which
-            # would otherwise drop it.
-            st.button(
-                "Cancel",
-                key=f"cancel-{run['run_id']}",
-                on_click=cancel_and_tell,
-                args=(run["run_dir"], run_label(run)),
-            )
-
-
-def cancel_and_tell(run_dir: str | Path, label: str) -> None:
-    """A Cancel button's callback: cancel the job and queue a toast saying what happened.
-
-    Run before the page, so the page run that follows already shows the new status and
-    the toast; a message written during the page run vanished with the rerun that the
-    status change set off a moment later.
-    """
-    done, message = cancel_job(run_dir)
-    flash(f"{label}: {message}", error=not done)
-
-
-def cancel_job(run_dir: str | Path) -> tuple[bool, str]:
-    """``engines.jobs.cancel``: False and why when it was refused, else True and what it did."""
-    try:
-        return True, jobs.cancel(run_dir)
-    except jobs.CancelRefused as err:
-        return False, f"not cancelled: {err}"
-    except store.StoreError as err:
-        return True, f"nothing to cancel: {err}"

@@ -7,10 +7,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import streamlit as st
 
-from dashboard import charts, ui
+from dashboard import charts, sidebar, ui
 
 st.set_page_config(page_title="Curves · Digit Lab", page_icon="📈", layout="wide")
-ui.sidebar()
+sidebar.show()
 st.title("Training curves")
 
 runs = ui.cached_runs()

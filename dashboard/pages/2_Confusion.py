@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, ui
+from dashboard import charts, sidebar, ui
 from engines import metrics, store
 from engines.data import MnistError, load_mnist, mnist_dir
 
 st.set_page_config(page_title="Confusion · Digit Lab", page_icon="🔍", layout="wide")
-ui.sidebar()
+sidebar.show()
 st.title("Confusion matrices")
 
 GALLERY_COLUMNS = 8

@@ -17,7 +17,7 @@ import streamlit as st
 from PIL import Image
 
 import engines
-from dashboard import charts, ui
+from dashboard import charts, sidebar, ui
 from engines import store
 from engines.core import Predictor
 from engines.preprocess import BLANK, NoDigit, find_digit, load_image_file
@@ -154,7 +154,7 @@ def show_top1(answers: dict[str, np.ndarray]) -> None:
 
 # --- page ------------------------------------------------------------------------------------
 st.set_page_config(page_title="Draw · Digit Lab", layout="wide")
-ui.sidebar()
+sidebar.show()
 st.title("Draw a digit")
 
 runs = ui.cached_runs()

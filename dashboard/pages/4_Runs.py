@@ -9,11 +9,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import pandas as pd
 import streamlit as st
 
-from dashboard import report, ui
+from dashboard import report, sidebar, ui
 from engines import bundle, store
 
 st.set_page_config(page_title="Runs · Digit Lab", page_icon="🗂️", layout="wide")
-ui.sidebar()
+sidebar.show()
 st.title("Runs")
 
 CONFIRM_KEY = "confirm_delete"
@@ -25,7 +25,7 @@ def show_table() -> None:
     """Every run with its status and progress (read afresh: it may run as a live fragment)."""
     runs = ui.cached_runs()
     table = runs.assign(
-        progress=[ui.job_progress(run) for run in runs.to_dict("records")],
+        progress=[sidebar.job_progress(run) for run in runs.to_dict("records")],
         created_at=pd.to_datetime(runs["created_at"], utc=True),
     )
     st.dataframe(
@@ -44,7 +44,7 @@ def show_table() -> None:
 
 
 def cancel_controls(runs: pd.DataFrame) -> None:
-    active = runs[runs["status"].isin(ui.ACTIVE)]
+    active = runs[runs["status"].isin(store.ACTIVE_STATUSES)]
     if active.empty:
         st.caption("No queued or running jobs.")
         return
@@ -52,7 +52,10 @@ def cancel_controls(runs: pd.DataFrame) -> None:
     run_id = st.selectbox("Job", list(labels), format_func=labels.get, key="cancel_pick")
     run_dir = active.loc[active["run_id"] == run_id, "run_dir"].iloc[0]
     st.button(
-        "Cancel job", key="cancel_job", on_click=ui.cancel_and_tell, args=(run_dir, labels[run_id])
+        "Cancel job",
+        key="cancel_job",
+        on_click=sidebar.cancel_and_tell,
+        args=(run_dir, labels[run_id]),
     )
 
 
@@ -81,7 +84,7 @@ def delete_controls(runs: pd.DataFrame) -> None:
 def deletable(runs: pd.DataFrame) -> pd.DataFrame:
     """The finished runs, then the folders the store could not read (``readable`` False):
     the dashboard is the one place a user sees those, so it can remove them too."""
-    finished = runs[~runs["status"].isin(ui.ACTIVE)].assign(readable=True)
+    finished = runs[~runs["status"].isin(store.ACTIVE_STATUSES)].assign(readable=True)
     root = ui.results_root()
     broken = pd.DataFrame(
         [(name, str(root / name), False) for name, _ in runs.attrs.get("skipped", [])],
@@ -114,13 +117,13 @@ def delete_runs(doomed: pd.DataFrame) -> None:
         try:
             store.delete_run(run["run_dir"], ui.results_root())
         except (store.StoreError, OSError) as err:
-            ui.flash(f"{run['run_id']} not deleted: {err}", error=True)
+            sidebar.flash(f"{run['run_id']} not deleted: {err}", error=True)
         else:
             deleted.append(run["run_id"])
     st.session_state.pop(CONFIRM_KEY, None)
     ui.pick_runs([i for i in ui.picked_run_ids() if i not in deleted])
     if deleted:
-        ui.flash(f"Deleted {len(deleted)} run(s).")
+        sidebar.flash(f"Deleted {len(deleted)} run(s).")
     st.rerun()
 
 
@@ -181,7 +184,7 @@ def import_controls() -> None:
         except bundle.BundleError as err:
             st.error(f"Bundle refused, nothing imported: {err}")
             return
-        ui.flash(f"Imported {len(imported)} run(s): {', '.join(imported)}")
+        sidebar.flash(f"Imported {len(imported)} run(s): {', '.join(imported)}")
         st.session_state[IMPORT_ROUND_KEY] = round_ + 1
         st.rerun()
 
@@ -192,8 +195,8 @@ if runs.empty:
     st.info("No runs in this store yet: start some from the sidebar or import a bundle below.")
     ui.warn_missing_picks(runs)  # a shared link opened on an empty store
 else:
-    live = runs["status"].isin(ui.ACTIVE).any()  # follow epochs while jobs run
-    st.fragment(show_table, run_every=ui.PROGRESS_SECONDS if live else None)()
+    live = runs["status"].isin(store.ACTIVE_STATUSES).any()  # follow epochs while jobs run
+    st.fragment(show_table, run_every=sidebar.PROGRESS_SECONDS if live else None)()
     st.subheader("Cancel a job")
     cancel_controls(runs)
 if not runs.empty or runs.attrs.get("skipped"):
