@@ -6,12 +6,14 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from engines import jobs, load_runs, store
+from engines.data import PROJECT_ROOT
 from engines.spec import RunSpec
 from tests.conftest import run_cli
 
@@ -164,3 +166,24 @@ def test_a_grid_waits_for_the_job_already_training_instead_of_training_alongside
     second = store.read_run(results_dir / grid_run)
     assert first["status"] == second["status"] == "done"
     assert first["finished_at"] <= second["started_at"]  # one training at a time, not two
+
+
+def test_ctrl_c_on_a_grid_cancels_its_unfinished_runs(results_dir: Path) -> None:
+    long = ["--epochs", "40", "--es-patience", "40", "--train-limit", "500", "--val-size", "200"]
+    grid = subprocess.Popen(
+        [sys.executable, "-m", "engines", "grid", "--framework", "torch", *long],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_for(lambda: "running" in statuses(results_dir).values())
+        grid.send_signal(signal.SIGINT)
+        _, stderr = grid.communicate(timeout=60)
+    finally:
+        grid.kill()
+    assert grid.returncode == 130
+    assert "cancelled" in stderr
+    assert wait_for(lambda: set(statuses(results_dir).values()) == {"cancelled"}, timeout=60)
+    assert len(statuses(results_dir)) == 2  # torch/dnn and torch/cnn, neither left training
