@@ -188,3 +188,25 @@ def test_a_broken_model_gets_a_warning_and_the_others_still_answer(
         assert warning.count() == 1
         assert broken["run_id"][-6:] in warning.inner_text()
         assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_a_run_that_finishes_while_the_page_is_open_joins_the_predictions(
+    trained_store: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "results"
+    runs = engines.load_runs(trained_store)
+    done = runs[(runs["framework"] == "torch") & (runs["status"] == "done")]
+    first, later = done.iloc[0], done.iloc[1]
+    shutil.copytree(first["run_dir"], store / first["run_id"])
+
+    with running_app(store) as url, browser_page() as page:
+        page.goto(f"{url}/Draw")
+        wait_for_idle(page)
+        page.locator(CANVAS).wait_for()
+        shutil.copytree(later["run_dir"], store / later["run_id"])  # a job has just finished
+        draw_seven(page, page.locator(CANVAS))
+        page.locator('[data-testid="stPlotlyChart"]').wait_for(timeout=ANSWER_TIMEOUT_MS)
+        wait_for_idle(page, ANSWER_TIMEOUT_MS)
+        cards = page.locator('[data-testid="stMetric"]').all_inner_texts()
+        assert len(cards) == 2, cards
+        assert any(later["run_id"][-6:] in card for card in cards)

@@ -27,6 +27,7 @@ PREVIEW_SIZE = 140
 DRAW, UPLOAD = "Draw", "Upload a picture"
 EMPTY_MESSAGE = "Draw a digit on the canvas (or upload a picture of one) to see the predictions."
 UPLOAD_MESSAGE = "Upload a PNG or JPEG picture of one digit to see the predictions."
+KNOWN_MODELS_KEY = "draw_models_known"  # the finished runs the page saw last time
 
 
 # --- input -----------------------------------------------------------------------------------
@@ -106,11 +107,20 @@ def model_stamp(run_dir: str) -> float | None:
 
 
 def chosen_models(done: pd.DataFrame) -> pd.DataFrame:
-    """The finished runs that should predict: the picked ones by default, else all."""
+    """The finished runs that should predict: the picked ones by default, else all.
+
+    A run that finishes while the page is open joins the choice: the user asked for every
+    model, or left out only models that existed when they chose.
+    """
     labels = ui.labels_by_id(done)
     if "draw_models" not in st.session_state:
         picked = [i for i in ui.picked_run_ids() if i in labels]
         st.session_state["draw_models"] = picked or list(labels)
+    else:
+        known = set(st.session_state.get(KNOWN_MODELS_KEY, labels))
+        finished_since = [i for i in labels if i not in known]
+        st.session_state["draw_models"] = [*st.session_state["draw_models"], *finished_since]
+    st.session_state[KNOWN_MODELS_KEY] = list(labels)
     ui.drop_gone_choices("draw_models", labels)  # a model deleted while this page was open
     chosen = st.multiselect(
         "Models", options=list(labels), format_func=labels.get, key="draw_models"
