@@ -7,7 +7,8 @@ digits prepared the same way, so every input goes through :func:`to_mnist`:
 
 1. to grayscale in 0..1 with the digit bright: a canvas's RGBA stroke pixels, or a photo of
    a dark digit on light paper, inverted when its border (the paper) is light;
-2. the background level (median of the border) subtracted, so uniform images have no ink;
+2. the background level (median of the border, plus the border's grain on a noisy photo)
+   subtracted, so uniform or grainy paper has no ink;
 3. cropped to the ink's bounding box (pixels above a small fraction of the brightest one);
 4. longer side scaled to 20 px, contrast stretched to 0..255;
 5. pasted in 28x28 with the centre of mass at (14, 14) (row, column).
@@ -32,6 +33,7 @@ INK_FRACTION = 0.2  # ink = brighter than this fraction of the brightest pixel
 MIN_PEAK = 0.1  # brightest pixel (0..1, above background) below this: nothing drawn
 MIN_INK_PIXELS = 6  # fewer ink pixels than this (or 1e-4 of the image): stray specks
 MIN_INK_SHARE = 1e-4
+GRAIN_SIGMAS = 5  # paper brighter than its median by less than this many sigmas is not ink
 MIN_DIGIT_SHARE = 0.1  # ink box's longer side below this share of the image's: a speck
 MAX_SIDE = 1024  # longer side of an upload or PIL image after the first shrink
 NOT_AN_IMAGE = "not an image (expected a PNG or JPEG picture)"
@@ -161,10 +163,10 @@ def ink_map(image: Any) -> np.ndarray:
         gray = _gray_from_channels(pixels)
     else:
         raise ValueError(f"expected a 2-D or (H, W, 1|3|4) image, got shape {pixels.shape}")
-    border = _border_median(gray)
-    if border > 0.5:  # light paper with a dark digit: make it white on black
+    border = _border_pixels(gray)
+    if np.median(border) > 0.5:  # light paper with a dark digit: make it white on black
         gray, border = 1.0 - gray, 1.0 - border
-    return np.clip(gray - border, 0.0, 1.0).astype(np.float32)
+    return np.clip(gray - _background_level(border), 0.0, 1.0).astype(np.float32)
 
 
 def _as_float_array(image: Any) -> np.ndarray:
@@ -221,10 +223,23 @@ def _gray_from_channels(pixels: np.ndarray) -> np.ndarray:
     return luminance * alpha
 
 
-def _border_median(gray: np.ndarray) -> float:
-    """The background level: the median of the outermost rows and columns."""
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    return float(np.median(border))
+def _border_pixels(gray: np.ndarray) -> np.ndarray:
+    """The outermost rows and columns: paper (or canvas background) in any sensible picture."""
+    return np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+
+
+def _background_level(border: np.ndarray) -> float:
+    """What counts as no ink: the border's median plus its grain.
+
+    The grain (camera noise) is :data:`GRAIN_SIGMAS` standard deviations of the noise along
+    the border, estimated robustly from neighbouring pixels' differences (so uneven lighting,
+    a smooth change, does not count as grain): zero for a canvas or a clean scan. On a grainy
+    photo it keeps noise pixels scattered over the paper from counting as ink, which would
+    stretch the crop to the whole picture.
+    """
+    steps = np.abs(np.diff(border))
+    grain = 1.4826 * float(np.median(steps)) / np.sqrt(2.0)  # differences have sigma x sqrt 2
+    return float(np.median(border)) + GRAIN_SIGMAS * grain
 
 
 # --- 3: crop ---------------------------------------------------------------------------------

@@ -174,6 +174,20 @@ def test_jpeg_photo_of_a_digit_gives_the_same_digit() -> None:
     assert correlation(result, white_on_black) > 0.95
 
 
+@pytest.mark.parametrize("grain", [6, 12, 20])
+def test_grainy_photo_is_cropped_to_the_digit_not_the_whole_picture(grain: int) -> None:
+    """Camera grain (Gaussian noise, in grey levels) on the paper is not ink."""
+    white_on_black = to_mnist(draw_seven())
+    photo = np.asarray(draw_seven(ink=40, paper=200), dtype=np.float64)
+    photo += np.random.default_rng(0).normal(0.0, grain, photo.shape)
+    jpeg = png_bytes(
+        Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8)).convert("RGB"), "JPEG"
+    )
+    result = to_mnist(load_image_file(jpeg))
+    assert_mnist_like(result)
+    assert correlation(result, white_on_black) > 0.95
+
+
 def test_dark_digit_on_transparent_png_is_found() -> None:
     strokes = np.asarray(draw_seven())
     rgba = np.zeros((*strokes.shape, 4), dtype=np.uint8)  # black ink, alpha = the strokes
