@@ -7,8 +7,8 @@ digits prepared the same way, so every input goes through :func:`to_mnist`:
 
 1. to grayscale in 0..1 with the digit bright: a canvas's RGBA stroke pixels, or a photo of
    a dark digit on light paper, inverted when its border (the paper) is light;
-2. the background level (median of the border, plus the border's grain on a noisy photo)
-   subtracted, so uniform or grainy paper has no ink;
+2. the background subtracted: the paper's level (a plane fitted to the border, for a photo
+   lit from one side) plus its grain, so plain, unevenly lit or grainy paper has no ink;
 3. cropped to the ink's bounding box (pixels above a small fraction of the brightest one);
 4. longer side scaled to 20 px, contrast stretched to 0..255;
 5. pasted in 28x28 with the centre of mass at (14, 14) (row, column).
@@ -166,7 +166,8 @@ def ink_map(image: Any) -> np.ndarray:
     border = _border_pixels(gray)
     if np.median(border) > 0.5:  # light paper with a dark digit: make it white on black
         gray, border = 1.0 - gray, 1.0 - border
-    return np.clip(gray - _background_level(border), 0.0, 1.0).astype(np.float32)
+    background = _lighting(gray.shape, border) + GRAIN_SIGMAS * _grain(border)
+    return np.clip(gray - background, 0.0, 1.0).astype(np.float32)
 
 
 def _as_float_array(image: Any) -> np.ndarray:
@@ -224,22 +225,51 @@ def _gray_from_channels(pixels: np.ndarray) -> np.ndarray:
 
 
 def _border_pixels(gray: np.ndarray) -> np.ndarray:
-    """The outermost rows and columns: paper (or canvas background) in any sensible picture."""
+    """The outermost rows and columns: paper (or canvas background) in any sensible picture.
+    Their order (top, bottom, left, right) is the one :func:`_border_positions` gives."""
     return np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
 
 
-def _background_level(border: np.ndarray) -> float:
-    """What counts as no ink: the border's median plus its grain.
+def _border_positions(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column) of each pixel :func:`_border_pixels` returns."""
+    height, width = shape
+    across, down = np.arange(width), np.arange(height)
+    rows = np.concatenate([np.zeros(width), np.full(width, height - 1), down, down])
+    cols = np.concatenate([across, across, np.zeros(height), np.full(height, width - 1)])
+    return rows, cols
 
-    The grain (camera noise) is :data:`GRAIN_SIGMAS` standard deviations of the noise along
-    the border, estimated robustly from neighbouring pixels' differences (so uneven lighting,
-    a smooth change, does not count as grain): zero for a canvas or a clean scan. On a grainy
-    photo it keeps noise pixels scattered over the paper from counting as ink, which would
-    stretch the crop to the whole picture.
+
+def _lighting(shape: tuple[int, int], border: np.ndarray) -> np.ndarray:
+    """The paper's level at every pixel: a plane fitted to the border.
+
+    A photo is often lit more on one side; a single level would leave the darker side of the
+    paper as a haze of ink. The plane is fitted twice, the second time without the border
+    pixels far from the first fit (a digit touching the edge). A canvas's plane is flat zero.
+    """
+    rows, cols = _border_positions(shape)
+    height, width = shape
+    terms = np.column_stack([np.ones_like(rows), rows / height, cols / width])
+    keep = np.ones(len(border), dtype=bool)
+    for _ in range(2):
+        coefficients = np.linalg.lstsq(terms[keep], border[keep], rcond=None)[0]
+        misfit = np.abs(border - terms @ coefficients)
+        keep = misfit <= 3 * np.median(misfit) + 1e-6
+    grid_rows, grid_cols = np.indices(shape, dtype=np.float64)
+    plane = coefficients[0] + coefficients[1] * grid_rows / height
+    return plane + coefficients[2] * grid_cols / width
+
+
+def _grain(border: np.ndarray) -> float:
+    """The noise (camera grain) of the paper, as a standard deviation: zero for a canvas or
+    a clean scan.
+
+    Estimated robustly from neighbouring border pixels' differences, so that uneven lighting,
+    a smooth change, does not count as grain. On a grainy photo, treating :data:`GRAIN_SIGMAS`
+    of it as background keeps noise pixels scattered over the paper from counting as ink,
+    which would stretch the crop to the whole picture.
     """
     steps = np.abs(np.diff(border))
-    grain = 1.4826 * float(np.median(steps)) / np.sqrt(2.0)  # differences have sigma x sqrt 2
-    return float(np.median(border)) + GRAIN_SIGMAS * grain
+    return 1.4826 * float(np.median(steps)) / np.sqrt(2.0)  # differences: sigma x sqrt 2
 
 
 # --- 3: crop ---------------------------------------------------------------------------------

@@ -188,6 +188,16 @@ def test_grainy_photo_is_cropped_to_the_digit_not_the_whole_picture(grain: int) 
     assert correlation(result, white_on_black) > 0.95
 
 
+def test_unevenly_lit_photo_is_still_cropped_to_the_digit() -> None:
+    """Paper from 240 on the left to 190 on the right: a smooth change, not grain."""
+    white_on_black = to_mnist(draw_seven())
+    photo = np.asarray(draw_seven(ink=40, paper=255), dtype=np.float64)
+    photo = np.minimum(photo, np.linspace(240, 190, photo.shape[1])[np.newaxis, :])
+    result = to_mnist(Image.fromarray(photo.astype(np.uint8)))
+    assert_mnist_like(result)
+    assert correlation(result, white_on_black) > 0.95
+
+
 def test_dark_digit_on_transparent_png_is_found() -> None:
     strokes = np.asarray(draw_seven())
     rgba = np.zeros((*strokes.shape, 4), dtype=np.uint8)  # black ink, alpha = the strokes
