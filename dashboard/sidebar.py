@@ -145,7 +145,7 @@ def _launcher() -> None:
             "lr",
             None,
             1e-4,
-            format="%.5f",
+            format="%g",
             placeholder=_defaults_hint("lr"),
         ),
     }
