@@ -133,12 +133,19 @@ def predict_all(models: pd.DataFrame, digit: np.ndarray) -> dict[str, np.ndarray
     answers = {}
     for run in models.to_dict("records"):
         label = charts.run_label(run)
-        try:
+        try:  # any framework's load or predict error: report it, keep going
             with st.spinner(f"Loading {label}…"):
                 predictor = cached_predictor(run["run_dir"], model_stamp(run["run_dir"]))
+        except Exception as err:
+            st.warning(
+                f"{label}: its model file could not be loaded, so it may be damaged or "
+                f"incomplete; the other models still answer ({short_error(err)})"
+            )
+            continue
+        try:
             probabilities = predictor.predict_proba(digit[np.newaxis])[0]
-        except Exception as err:  # any framework's load/predict error: report it, keep going
-            st.warning(f"{label}: this model failed to load or predict ({short_error(err)})")
+        except Exception as err:
+            st.warning(f"{label}: this model failed to predict ({short_error(err)})")
             continue
         answers[label] = np.asarray(probabilities, dtype=np.float64)
     return answers
