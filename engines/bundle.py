@@ -268,9 +268,12 @@ def _check_runs(members: list[Member], listed_runs: list[Any]) -> None:
 
 
 def _refuse_existing(root: Path, run_ids: list[str]) -> None:
-    for run_id in run_ids:
-        if os.path.lexists(root / run_id):
-            raise BundleError(f"run {run_id} already exists in {root}")
+    """Refuse the whole bundle if any of its runs is in the store, naming every one that is."""
+    existing = [run_id for run_id in run_ids if os.path.lexists(root / run_id)]
+    if len(existing) == 1:
+        raise BundleError(f"run {existing[0]} already exists in {root}")
+    if existing:
+        raise BundleError(f"{len(existing)} runs already exist in {root}: {', '.join(existing)}")
 
 
 # step 2: unpack into a hidden staging folder, verifying sizes and checksums on the way

@@ -445,3 +445,15 @@ def test_a_failure_while_moving_runs_in_undoes_the_moves(
     with pytest.raises(OSError, match="disk full"):
         import_runs(data, results_dir)
     assert snapshot(results_dir) == before
+
+
+def test_a_refused_bundle_names_every_run_already_in_the_store(
+    source: Path, results_dir: Path
+) -> None:
+    first, second = make_run(source), make_run(source)
+    import_runs(export_runs([first, second]), results_dir)
+
+    with pytest.raises(BundleError) as refused:
+        import_runs(export_runs([first, second]), results_dir)
+    assert "2 runs already exist" in str(refused.value)
+    assert first.name in str(refused.value) and second.name in str(refused.value)
