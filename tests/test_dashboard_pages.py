@@ -410,6 +410,23 @@ def test_difference_of_two_runs_is_their_count_matrices_subtracted(trained) -> N
     np.testing.assert_array_equal(difference, own - other)
 
 
+def test_runs_tested_on_different_numbers_of_images_are_compared_in_shares(
+    trained_store: Path, results_dir: Path
+) -> None:
+    first, second = copy_runs(trained_store, results_dir, 2)
+    fewer = store.read_predictions(second).iloc[:500]  # as if tested with --test-limit 500
+    store.write_predictions(second, fewer["label"].to_numpy(), fewer[store.PROB_COLUMNS])
+    app = open_page("confusion", runs=[first.name, second.name])
+    app.selectbox(key="run").set_value(first.name)
+    rerun(app)
+
+    difference = values(figures(app)[1]["data"][0]["z"])
+
+    own = metrics.confusion_matrix(store.read_predictions(first), normalize=True)
+    np.testing.assert_allclose(difference, own - metrics.confusion_matrix(fewer, normalize=True))
+    assert "tested on 1,000 and 500 images" in texts(app.info)
+
+
 def test_a_confusion_link_opens_the_run_and_comparison_it_names(trained) -> None:
     first, second, third = trained["run_id"][:3]
     app = AppTest.from_file(str(PROJECT_ROOT / PAGES["confusion"]), default_timeout=TIMEOUT_S)

@@ -56,7 +56,11 @@ def show_difference(
     predictions: pd.DataFrame, other: pd.DataFrame, title: str, normalize: bool
 ) -> None:
     if not normalize and len(predictions) != len(other):
-        st.warning("The two runs were tested on different numbers of images: compare shares.")
+        normalize = True  # counts of 10,000 and of 1,000 images do not subtract
+        st.info(
+            f"Shown as shares of each true digit: the runs were tested on {len(predictions):,} "
+            f"and {len(other):,} images, so their counts do not compare."
+        )
     difference = metrics.confusion_difference(predictions, other, normalize)
     st.plotly_chart(charts.confusion_figure(difference, title), key="difference")
 
