@@ -313,7 +313,9 @@ def runs_table(runs: pd.DataFrame) -> str:
             "seed": column("seed", "{:.0f}"),
         }
     )
-    return table.to_string(index=False)
+    width = table["run"].str.len().max()  # run ids read best aligned left
+    table["run"] = table["run"].str.ljust(width)
+    return table.rename(columns={"run": "run".ljust(width)}).to_string(index=False)
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -325,7 +327,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     else:
         print(runs_table(runs))
     for name, reason in runs.attrs["skipped"]:
-        print(f"skipped {name}: {reason}", file=sys.stderr)
+        print(f"skipped {name}: {reason.removeprefix(f'{name}: ')}", file=sys.stderr)
     return 0
 
 

@@ -86,3 +86,12 @@ def test_runs_lists_the_store_with_readable_numbers(results_dir: Path) -> None:
     assert "keras-cnn" in queued_line and "queued" in queued_line
     assert "98.77%" in done_line and "109,770" in done_line
     assert "NaN" not in result.stdout and "109770.0" not in result.stdout
+
+
+def test_runs_names_each_unreadable_folder_once_with_its_reason(results_dir: Path) -> None:
+    (results_dir / "stray").mkdir()
+
+    result = run_cli("runs")
+
+    assert result.returncode == 0
+    assert result.stderr.strip() == "skipped stray: no run.json"
