@@ -26,8 +26,12 @@ from engines.data import MnistError
 from engines.spec import RunSpec
 
 
-class Cancelled(Exception):
-    """Raised inside the training process when it receives SIGTERM."""
+class Cancelled(BaseException):
+    """Raised inside the training process when it receives SIGTERM.
+
+    A ``BaseException``, like ``KeyboardInterrupt``: the libraries' own ``except Exception``
+    blocks (an import's optional parts, Keras's error wrapping) must not swallow or reword it.
+    """
 
 
 def _raise_cancelled(signum: int, frame: Any) -> None:
