@@ -222,33 +222,29 @@ def cmd_grid(args: argparse.Namespace, parser: Parser) -> int:
     root = store.results_dir(args.results_dir)
     print(f"queued {len(run_dirs)} runs in {root}; Ctrl-C cancels them", flush=True)
     try:
-        follow(run_dirs)
+        follow(run_dirs, specs)
     except KeyboardInterrupt:
         for run_dir in run_dirs:
             with contextlib.suppress(store.StoreError, jobs.CancelRefused):
                 jobs.cancel(run_dir)
         print("\ninterrupted: the grid's unfinished runs are cancelled", file=sys.stderr)
         return 130
-    print("\n" + comparison_table(run_dirs))
-    statuses = [store.read_run(d)["status"] for d in run_dirs]
-    return 0 if all(s == "done" for s in statuses) else 1
+    runs = [run for run in map(_run_if_kept, run_dirs) if run is not None]
+    if runs:
+        print("\n" + comparison_table(runs))
+    finished = len(runs) == len(run_dirs) and all(run["status"] == "done" for run in runs)
+    return 0 if finished else 1
 
 
-def follow(run_dirs: list[Path]) -> None:
+def follow(run_dirs: list[Path], specs: list[RunSpec]) -> None:
     """Show each run's epochs as its training process records them, until all have ended."""
     from engines.progress import EpochProgress
 
-    for number, run_dir in enumerate(run_dirs, start=1):
-        spec = RunSpec.from_stored(store.read_run(run_dir)["spec"])
+    for number, (run_dir, spec) in enumerate(zip(run_dirs, specs, strict=True), start=1):
         print(f"\n[{number}/{len(run_dirs)}] {spec.label}", flush=True)
         shown = 0
         with EpochProgress(spec) as progress:
-            while True:
-                try:
-                    run = store.read_run(run_dir)
-                except store.StoreError as err:  # deleted meanwhile, e.g. from the dashboard
-                    print(f"gone: {err}")
-                    break
+            while (run := _run_if_kept(run_dir)) is not None:
                 epochs = _recorded_epochs(run_dir)
                 for row in epochs[shown:]:
                     progress.update(EpochStats(**row))
@@ -256,8 +252,18 @@ def follow(run_dirs: list[Path]) -> None:
                 if store.effective_status(run) not in store.ACTIVE_STATUSES:
                     break
                 time.sleep(FOLLOW_POLL_SECONDS)
-        if run_dir.exists():
-            print(summary_line(store.read_run(run_dir), run_dir), flush=True)
+        if run is None:
+            print(f"deleted meanwhile: {run_dir.name}", flush=True)
+        else:
+            print(summary_line(run, run_dir), flush=True)
+
+
+def _run_if_kept(run_dir: Path) -> dict | None:
+    """The run's ``run.json``, or None once it has been deleted (from the dashboard, say)."""
+    try:
+        return store.read_run(run_dir)
+    except store.StoreError:
+        return None
 
 
 def _recorded_epochs(run_dir: Path) -> list[dict]:
@@ -270,23 +276,22 @@ def _recorded_epochs(run_dir: Path) -> list[dict]:
     return history[fields].to_dict("records")
 
 
-def comparison_table(run_dirs: list[Path]) -> str:
-    rows = []
-    for run_dir in run_dirs:
-        run = store.read_run(run_dir)
-        rows.append(
-            {
-                "framework": run["spec"]["framework"],
-                "arch": run["spec"]["arch"],
-                "status": run["status"],
-                "test_acc": run.get("test_accuracy"),
-                "test_loss": run.get("test_loss"),
-                "best/stopped": f"{run.get('best_epoch')}/{run.get('stopped_epoch')}",
-                "s/epoch": run.get("seconds_per_epoch"),
-                "wall_s": run.get("wall_seconds"),
-                "params": run.get("trainable_params"),
-            }
-        )
+def comparison_table(runs: list[dict]) -> str:
+    """The grid's runs (their ``run.json``) side by side, by architecture then framework."""
+    rows = [
+        {
+            "framework": run["spec"]["framework"],
+            "arch": run["spec"]["arch"],
+            "status": run["status"],
+            "test_acc": run.get("test_accuracy"),
+            "test_loss": run.get("test_loss"),
+            "best/stopped": f"{run.get('best_epoch')}/{run.get('stopped_epoch')}",
+            "s/epoch": run.get("seconds_per_epoch"),
+            "wall_s": run.get("wall_seconds"),
+            "params": run.get("trainable_params"),
+        }
+        for run in runs
+    ]
     table = pd.DataFrame(rows).sort_values(["arch", "framework"])
     return table.to_string(index=False, float_format=lambda v: f"{v:.4f}")
 

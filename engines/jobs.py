@@ -108,7 +108,7 @@ def _stop(run: dict) -> str:
 
 def start_worker(results_dir: str | Path, max_parallel: int = DEFAULT_MAX_PARALLEL) -> None:
     """Start a detached worker process (it exits at once if one is already running)."""
-    root = store.results_dir(results_dir)
+    root = store.results_dir(results_dir).resolve()  # the worker runs in the project folder
     root.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "engines", "--results-dir", str(root), "worker"]
     command += ["--max-parallel", str(max_parallel)]

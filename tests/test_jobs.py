@@ -187,3 +187,49 @@ def test_ctrl_c_on_a_grid_cancels_its_unfinished_runs(results_dir: Path) -> None
     assert "cancelled" in stderr
     assert wait_for(lambda: set(statuses(results_dir).values()) == {"cancelled"}, timeout=60)
     assert len(statuses(results_dir)) == 2  # torch/dnn and torch/cnn, neither left training
+
+
+def test_a_grid_run_deleted_meanwhile_is_reported_and_the_rest_compared(
+    results_dir: Path,
+) -> None:
+    quick = ["--epochs", "2", "--train-limit", "500", "--val-size", "200", "--test-limit", "100"]
+    grid = subprocess.Popen(
+        [sys.executable, "-m", "engines", "grid", "--framework", "torch", *quick],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_for(lambda: len(statuses(results_dir)) == 2)
+        queued = [d for d in jobs.queued_runs(results_dir) if "-cnn-" in d.name]
+        for run_dir in queued:  # what the Runs page's Cancel and Delete do
+            jobs.cancel(run_dir)
+            store.delete_run(run_dir)
+        stdout, stderr = grid.communicate(timeout=600)
+    finally:
+        grid.kill()
+    assert queued, "the cnn run had already started"
+    assert "Traceback" not in stderr
+    assert f"deleted meanwhile: {queued[0].name}" in stdout
+    table = stdout.split("deleted meanwhile")[1]
+    assert "dnn" in table and "done" in table  # the other run is still compared
+    assert grid.returncode == 1  # not every run of the grid finished
+
+
+def test_a_grid_with_a_relative_store_path_trains_in_that_store(tmp_path: Path) -> None:
+    """The worker runs in the project folder: it must get the store's absolute path."""
+    quick = ["--epochs", "1", "--train-limit", "500", "--val-size", "200", "--test-limit", "100"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "engines", "--results-dir", "relative-store", "grid"]
+        + ["--framework", "torch", "--arch", "dnn", *quick],
+        cwd=elsewhere,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,  # a worker draining the wrong folder never ends,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert set(statuses(elsewhere / "relative-store").values()) == {"done"}
