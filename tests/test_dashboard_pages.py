@@ -517,6 +517,16 @@ def test_cancel_marks_a_queued_job_cancelled(results_dir: Path) -> None:
     assert "cancelled before it started" in texts(app.toast)  # and says what happened
 
 
+def test_the_job_to_cancel_is_the_running_one_before_the_queue(results_dir: Path) -> None:
+    store.create_run(RunSpec("torch", "cnn"), results_dir)  # queued first, still waiting
+    running = store.create_run(RunSpec("torch", "dnn"), results_dir, status="running")
+    store.update_run(running, pid=1, host={"name": "other-machine"})
+
+    app = open_page("runs")
+
+    assert app.selectbox(key="cancel_pick").value == running.name
+
+
 def test_delete_asks_for_confirmation_first(results_dir: Path, trained_store: Path) -> None:
     kept, doomed = [
         Path(shutil.copytree(d, results_dir / d.name))

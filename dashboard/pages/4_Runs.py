@@ -48,6 +48,9 @@ def cancel_controls(runs: pd.DataFrame) -> None:
     if active.empty:
         st.caption("No queued or running jobs.")
         return
+    # The running job first, then the queue in the order it will run: the box preselects
+    # the first, and Cancel should then stop what is training now.
+    active = active.sort_values(["status", "queued_at"], ascending=[False, True], kind="stable")
     labels = ui.labels_by_id(active)
     run_id = st.selectbox("Job", list(labels), format_func=labels.get, key="cancel_pick")
     run_dir = active.loc[active["run_id"] == run_id, "run_dir"].iloc[0]
