@@ -6,6 +6,7 @@ MNIST), and each picked model predicts it. Models are loaded once per model file
 model in this one process is safe: ``engines.load_predictor`` imports the torch side first.
 """
 
+import hashlib
 import sys
 from pathlib import Path
 
@@ -27,7 +28,7 @@ PREVIEW_SIZE = 140
 DRAW, UPLOAD = "Draw", "Upload a picture"
 EMPTY_MESSAGE = "Draw a digit on the canvas (or upload a picture of one) to see the predictions."
 UPLOAD_MESSAGE = "Upload a PNG or JPEG picture of one digit to see the predictions."
-KNOWN_MODELS_KEY = "draw_models_known"  # the finished runs the page saw last time
+CHOICE_KEY = "draw_models_choice"  # the Models box's last options, picks and choice
 
 
 # --- input -----------------------------------------------------------------------------------
@@ -109,22 +110,26 @@ def model_stamp(run_dir: str) -> float | None:
 def chosen_models(done: pd.DataFrame) -> pd.DataFrame:
     """The finished runs that should predict: the picked ones by default, else all.
 
-    A run that finishes while the page is open joins the choice: the user asked for every
-    model, or left out only models that existed when they chose.
+    A run that finishes while the page is open joins the choice; models the user took out
+    stay out. The box gets a new key whenever its options (or the picks) change, so a click
+    made meanwhile, carrying the old box's value, cannot undo that.
     """
     labels = ui.labels_by_id(done)
-    if "draw_models" not in st.session_state:
-        picked = [i for i in ui.picked_run_ids() if i in labels]
-        st.session_state["draw_models"] = picked or list(labels)
+    picked = [i for i in ui.picked_run_ids() if i in labels]
+    last = st.session_state.get(CHOICE_KEY)
+    if last is None or last["picked"] != picked:
+        default = picked or list(labels)
     else:
-        known = set(st.session_state.get(KNOWN_MODELS_KEY, labels))
-        finished_since = [i for i in labels if i not in known]
-        st.session_state["draw_models"] = [*st.session_state["draw_models"], *finished_since]
-    st.session_state[KNOWN_MODELS_KEY] = list(labels)
-    ui.drop_gone_choices("draw_models", labels)  # a model deleted while this page was open
+        default = [i for i in labels if i in last["chosen"] or i not in last["options"]]
+    options_id = hashlib.sha1(" ".join([*labels, "|", *picked]).encode()).hexdigest()[:12]
     chosen = st.multiselect(
-        "Models", options=list(labels), format_func=labels.get, key="draw_models"
+        "Models",
+        options=list(labels),
+        default=default,
+        format_func=labels.get,
+        key=f"draw_models_{options_id}",
     )
+    st.session_state[CHOICE_KEY] = {"options": list(labels), "picked": picked, "chosen": chosen}
     return done[done["run_id"].isin(chosen)]
 
 
