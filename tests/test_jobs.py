@@ -168,15 +168,21 @@ def test_a_grid_waits_for_the_job_already_training_instead_of_training_alongside
     assert first["finished_at"] <= second["started_at"]  # one training at a time, not two
 
 
-def test_ctrl_c_on_a_grid_cancels_its_unfinished_runs(results_dir: Path) -> None:
-    long = ["--epochs", "40", "--es-patience", "40", "--train-limit", "500", "--val-size", "200"]
-    grid = subprocess.Popen(
-        [sys.executable, "-m", "engines", "grid", "--framework", "torch", *long],
+def start_grid(*options: str) -> subprocess.Popen:
+    """``python -m engines grid --framework torch …`` (both architectures) in the background,
+    its output captured."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "engines", "grid", "--framework", "torch", *options],
         cwd=PROJECT_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_ctrl_c_on_a_grid_cancels_its_unfinished_runs(results_dir: Path) -> None:
+    long = ["--epochs", "40", "--es-patience", "40", "--train-limit", "500", "--val-size", "200"]
+    grid = start_grid(*long)
     try:
         assert wait_for(lambda: "running" in statuses(results_dir).values())
         grid.send_signal(signal.SIGINT)
@@ -193,13 +199,7 @@ def test_a_grid_run_deleted_meanwhile_is_reported_and_the_rest_compared(
     results_dir: Path,
 ) -> None:
     quick = ["--epochs", "2", "--train-limit", "500", "--val-size", "200", "--test-limit", "100"]
-    grid = subprocess.Popen(
-        [sys.executable, "-m", "engines", "grid", "--framework", "torch", *quick],
-        cwd=PROJECT_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    grid = start_grid(*quick)
     try:
         assert wait_for(lambda: len(statuses(results_dir)) == 2)
         queued = [d for d in jobs.queued_runs(results_dir) if "-cnn-" in d.name]
