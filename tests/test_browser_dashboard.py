@@ -105,6 +105,7 @@ def test_deleted_runs_leave_the_runs_page_choices_without_a_traceback(
         page.get_by_role("button", name="Delete…").click()
         wait_for_idle(page)
         page.get_by_role("button", name=re.compile("Yes, delete")).click()
+        page.get_by_text("Deleted 1 run(s).").wait_for()  # the rerun has happened
         wait_for_idle(page)
         assert not deleted.exists()
         delete_box = page.locator(MULTISELECT).filter(has_text="Runs to delete")
