@@ -25,7 +25,6 @@ STATUSES_KEY = "job_statuses"
 FLASH_KEY = "flash"
 PROGRESS_SECONDS = 2
 QUICK_START = {"epochs": 2, "train_limit": 10_000}
-ACTIVE = store.ACTIVE_STATUSES
 
 
 # --- launching jobs ----------------------------------------------------------------------
@@ -237,7 +236,7 @@ def _start(frameworks: list[str], archs: list[str], settings: dict[str, Any]) ->
 def jobs_to_show(runs: pd.DataFrame, submitted: list[str]) -> pd.DataFrame:
     """Queued and running jobs (from any tab), plus whatever this session launched, in the
     order the worker takes them (a batch shares its creation second)."""
-    shown = runs[runs["status"].isin(ACTIVE) | runs["run_id"].isin(submitted)]
+    shown = runs[runs["status"].isin(store.ACTIVE_STATUSES) | runs["run_id"].isin(submitted)]
     return shown.sort_values(["created_at", "queued_at"], kind="stable")
 
 
@@ -294,7 +293,7 @@ def _job_card(run: dict[str, Any]) -> None:
             st.progress(min(1.0, progress.get("epoch", 0) / progress["epochs"]))
         if run["status"] == "failed":
             st.error(run.get("error") or "failed without an error message")
-        if run["status"] in ACTIVE:
+        if run["status"] in store.ACTIVE_STATUSES:
             # A callback, not ``if st.button(...)``: the click is handled before the list
             # reruns the whole page for a status change (a job that just started), which
             # would otherwise drop it.

@@ -33,7 +33,7 @@ INK_FRACTION = 0.2  # ink = brighter than this fraction of the brightest pixel
 MIN_PEAK = 0.1  # brightest pixel (0..1, above background) below this: nothing drawn
 MIN_INK_PIXELS = 6  # fewer ink pixels than this (or 1e-4 of the image): stray specks
 MIN_INK_SHARE = 1e-4
-GRAIN_SIGMAS = 5  # paper brighter than its median by less than this many sigmas is not ink
+GRAIN_SIGMAS = 5  # paper above its fitted level by less than this many sigmas is not ink
 MIN_DIGIT_SHARE = 0.1  # ink box's longer side below this share of the image's: a speck
 MAX_SIDE = 1024  # longer side of an upload or PIL image after the first shrink
 NOT_AN_IMAGE = "not an image (expected a PNG or JPEG picture)"
