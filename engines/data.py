@@ -6,6 +6,7 @@ Every framework trains on exactly the arrays returned by :func:`prepare`, normal
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import os
@@ -13,6 +14,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,7 +81,7 @@ def read_idx(path: Path, expected_magic: int) -> np.ndarray:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as fh:
             raw = fh.read()
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, zlib.error) as err:  # zlib.error: damaged compressed data
         raise MnistError(f"{path}: cannot read ({err})") from err
     if len(raw) < 8:
         raise MnistError(f"{path}: too short for an IDX header ({len(raw)} bytes)")
@@ -139,11 +141,26 @@ def missing_files(directory: Path) -> list[str]:
 
 
 def download(directory: Path, stems: list[str], mirrors: tuple[str, ...] | None = None) -> None:
-    """Fetch missing files from the public mirrors, verifying each decompressed sha256."""
+    """Fetch missing files from the public mirrors, verifying each decompressed sha256.
+
+    Folders made for the download are removed again if nothing could be fetched, so a
+    mistyped ``MNIST_DIR`` leaves no trace.
+    """
+    made = [folder for folder in (directory, *directory.parents) if not folder.exists()]
     directory.mkdir(parents=True, exist_ok=True)
+    try:
+        _download_all(directory, stems, mirrors or MIRRORS)
+    except MnistError:
+        for folder in made:  # deepest first
+            with contextlib.suppress(OSError):  # not empty: something was fetched
+                folder.rmdir()
+        raise
+
+
+def _download_all(directory: Path, stems: list[str], mirrors: tuple[str, ...]) -> None:
     for stem in stems:
         errors = []
-        for mirror in mirrors or MIRRORS:
+        for mirror in mirrors:
             try:
                 _download_one(mirror + stem + ".gz", directory / f"{stem}.gz", SHA256[stem])
                 break
@@ -235,10 +252,42 @@ def split(
     )
 
 
+def idx_sha256(array: np.ndarray) -> str:
+    """The sha256 of the IDX file (decompressed) that ``array`` was read from."""
+    magic = IMAGE_MAGIC if array.ndim == 3 else LABEL_MAGIC
+    header = magic.to_bytes(4, "big") + b"".join(n.to_bytes(4, "big") for n in array.shape)
+    return hashlib.sha256(header + array.tobytes()).hexdigest()
+
+
+def check_standard(mnist: Mnist, directory: Path) -> None:
+    """Raise unless ``mnist`` is exactly the published MNIST.
+
+    Runs are compared with each other (and with published results) on the promise that they
+    saw the same images: swapped, cut or substitute files (Fashion-MNIST has the same shapes)
+    would train without complaint and give numbers that compare with nothing.
+    """
+    arrays = {
+        FILES["train_images"]: mnist.x_train,
+        FILES["train_labels"]: mnist.y_train,
+        FILES["test_images"]: mnist.x_test,
+        FILES["test_labels"]: mnist.y_test,
+    }
+    differ = [stem for stem, array in arrays.items() if idx_sha256(array) != SHA256[stem]]
+    if differ:
+        raise MnistError(
+            f"{directory}: {', '.join(differ)} not the published MNIST file(s) (checksum "
+            f"differs; {len(mnist.x_train)} training and {len(mnist.x_test)} test images found, "
+            "MNIST has 60000 and 10000). Put the four standard MNIST IDX files there, or "
+            "remove these to download them again (needs internet)."
+        )
+
+
 def prepare(spec: RunSpec) -> Split:
-    """The split a spec asks for, from the dataset on disk (or downloaded)."""
+    """The split a spec asks for, from the standard dataset on disk (or downloaded)."""
+    mnist = load_mnist()
+    check_standard(mnist, mnist_dir())
     return split(
-        load_mnist(),
+        mnist,
         val_size=spec.val_size,
         seed=spec.seed,
         train_limit=spec.train_limit,

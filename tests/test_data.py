@@ -11,6 +11,7 @@ import pytest
 
 from engines import data
 from engines.data import IMAGE_MAGIC, LABEL_MAGIC, MnistError
+from engines.spec import RunSpec
 
 
 def idx_bytes(array: np.ndarray, magic: int) -> bytes:
@@ -83,6 +84,34 @@ def test_corrupt_gzip_is_reported(tmp_path: Path) -> None:
         data.load_mnist(tmp_path, allow_download=False)
 
 
+def test_damage_inside_the_compressed_data_names_the_file(tmp_path: Path) -> None:
+    write_fake_mnist(tmp_path)
+    path = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    raw = bytearray(gzip.compress(bytes(range(256)) * 40))  # long enough to have a middle
+    raw[40:60] = b"\xff" * 20
+    path.write_bytes(bytes(raw))
+    with pytest.raises(MnistError, match="t10k-labels-idx1-ubyte.gz: cannot read"):
+        data.load_mnist(tmp_path, allow_download=False)
+
+
+def test_training_refuses_files_that_are_not_the_published_mnist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Test files copied over the training ones load fine, but a run on them would train on
+    5,000 test images and compare with nothing: prepare() says so instead."""
+    real = data.mnist_dir()
+    for stem in data.FILES.values():
+        source = data._find(real, stem.replace("train-", "t10k-"))
+        (tmp_path / (stem + source.suffix if source.suffix == ".gz" else stem)).symlink_to(source)
+    monkeypatch.setenv("MNIST_DIR", str(tmp_path))
+    with pytest.raises(MnistError, match="train-images-idx3-ubyte, train-labels-idx1-ubyte not"):
+        data.prepare(RunSpec("torch", "dnn", train_limit=2000))
+
+
+def test_the_published_mnist_passes_the_check() -> None:
+    data.check_standard(data.load_mnist(allow_download=False), data.mnist_dir())
+
+
 def test_missing_files_download_from_mirror_with_checksum(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -108,13 +137,20 @@ def test_download_with_bad_checksum_keeps_nothing(
     target = tmp_path / "mnist"
     with pytest.raises(MnistError, match="checksum mismatch"):
         data.download(target, ["t10k-labels-idx1-ubyte"], mirrors=(mirror.as_uri() + "/",))
-    assert list(target.iterdir()) == []
+    assert not target.exists()  # not even the folder made for it
 
 
 def test_offline_error_says_where_to_put_the_files(tmp_path: Path) -> None:
     unreachable = ("http://127.0.0.1:9/",)  # discard port: connection refused
     with pytest.raises(MnistError, match=f"put the four MNIST IDX files .* in {tmp_path}"):
         data.download(tmp_path, ["t10k-labels-idx1-ubyte"], mirrors=unreachable)
+
+
+def test_a_failed_download_leaves_no_new_folders(tmp_path: Path) -> None:
+    target = tmp_path / "typo" / "mnist"
+    with pytest.raises(MnistError):
+        data.download(target, ["t10k-labels-idx1-ubyte"], mirrors=("http://127.0.0.1:9/",))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_real_dataset_has_standard_shapes() -> None:
