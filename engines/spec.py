@@ -100,7 +100,9 @@ class RunSpec:
         _check_choice("arch", self.arch, ARCHS)
         _check_choice("scheduler", self.scheduler, SCHEDULERS)
         _check_int("epochs", self.epochs, low=1, high=1000)
-        _check_int("batch_size", self.batch_size, low=1, high=MNIST_TRAIN_IMAGES)
+        # BatchNorm needs two images per training batch (PyTorch refuses one; Keras would
+        # quietly normalise it to zero), so a batch and the training set hold at least two.
+        _check_int("batch_size", self.batch_size, low=2, high=MNIST_TRAIN_IMAGES)
         _check_float("lr", self.lr, low=0.0, high=10.0, low_inclusive=False)
         _check_float("dropout", self.dropout, low=0.0, high=1.0, high_inclusive=False)
         _check_float("plateau_factor", self.plateau_factor, low=0.0, high=1.0, low_inclusive=False)
@@ -119,7 +121,7 @@ class RunSpec:
         _check_int("val_size", self.val_size, low=1, high=MNIST_TRAIN_IMAGES - 1)
         if self.train_limit is not None:  # what the validation images leave
             high = MNIST_TRAIN_IMAGES - self.val_size
-            _check_int("train_limit", self.train_limit, low=1, high=high)
+            _check_int("train_limit", self.train_limit, low=2, high=high)
         if self.test_limit is not None:
             _check_int("test_limit", self.test_limit, low=1, high=MNIST_TEST_IMAGES)
         if not isinstance(self.notes, str):

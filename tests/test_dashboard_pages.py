@@ -244,8 +244,8 @@ def test_pressing_start_again_does_not_queue_the_same_job_twice(
     ("field", "value", "message"),
     [
         ("launch_lr", 0.0, "Learning rate: must be"),
-        ("launch_train_limit", 0, "Training images: must be between 1 and 55000"),
-        ("launch_train_limit", 55_001, "Training images: must be between 1 and 55000"),
+        ("launch_train_limit", 0, "Training images: must be between 2 and 55000"),
+        ("launch_train_limit", 55_001, "Training images: must be between 2 and 55000"),
     ],
 )
 def test_sidebar_refuses_invalid_settings_and_queues_nothing(

@@ -12,6 +12,7 @@ INVALID = [
     ("epochs", 0),
     ("epochs", 2.5),
     ("batch_size", 0),
+    ("batch_size", 1),  # BatchNorm cannot train on one image
     ("lr", 0.0),
     ("lr", -1e-3),
     ("dropout", 1.0),
@@ -34,6 +35,7 @@ INVALID = [
     ("seed", -1),
     ("seed", True),
     ("train_limit", 0),
+    ("train_limit", 1),
     ("val_size", 60000),
     ("test_limit", 10001),
     ("notes", 3),
@@ -104,10 +106,10 @@ def test_unknown_and_missing_fields_are_rejected() -> None:
 
 def test_train_limit_is_capped_at_the_images_the_validation_split_leaves() -> None:
     assert RunSpec("torch", "dnn", train_limit=55_000).train_limit == 55_000
-    with pytest.raises(ValueError, match="train_limit: must be between 1 and 55000"):
+    with pytest.raises(ValueError, match="train_limit: must be between 2 and 55000"):
         RunSpec("torch", "dnn", train_limit=55_001)
     assert RunSpec("torch", "dnn", val_size=10_000, train_limit=50_000).train_limit == 50_000
-    with pytest.raises(ValueError, match="train_limit: must be between 1 and 50000"):
+    with pytest.raises(ValueError, match="train_limit: must be between 2 and 50000"):
         RunSpec("torch", "dnn", val_size=10_000, train_limit=50_001)
 
 
