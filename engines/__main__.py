@@ -13,6 +13,7 @@ import pandas as pd
 
 from engines import jobs, store
 from engines.core import EpochStats
+from engines.runner import host_info
 from engines.spec import ARCH_DEFAULTS, ARCHS, FRAMEWORKS, SCHEDULERS, RunSpec
 
 FOLLOW_POLL_SECONDS = 0.5
@@ -124,8 +125,14 @@ def build_parser() -> Parser:
 
     grid = commands.add_parser("grid", help="train several pairs one after another, then compare")
     grid.set_defaults(parser=grid)
-    grid.add_argument("--framework", nargs="+", choices=FRAMEWORKS, default=list(FRAMEWORKS))
-    grid.add_argument("--arch", nargs="+", choices=ARCHS, default=list(ARCHS))
+    grid.add_argument(
+        "--framework",
+        nargs="+",
+        choices=FRAMEWORKS,
+        default=list(FRAMEWORKS),
+        help="frameworks to train (default: all three)",
+    )
+    grid.add_argument("--arch", nargs="+", choices=ARCHS, default=list(ARCHS), help="default: both")
     add_spec_options(grid)
 
     commands.add_parser("runs", help="list the runs in the store")
@@ -148,6 +155,7 @@ def build_parser() -> Parser:
 
 # --- commands ----------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace, parser: Parser) -> int:
+    _refuse_ignored_options(args, parser)
     if args.run_dir is not None:
         run_dir = args.run_dir
         try:
@@ -159,9 +167,46 @@ def cmd_train(args: argparse.Namespace, parser: Parser) -> int:
             return 1
     else:
         spec = _spec_for_train(args, parser)
-        # Created running, never queued: a worker draining this store must not take it too.
-        run_dir = store.create_run(spec, args.results_dir, status="running")
-    return _execute(run_dir, quiet=args.quiet)
+        try:
+            # Created running (never queued: a worker draining this store must not take it
+            # too) and owned by this process from the start.
+            run_dir = store.create_run(
+                spec, args.results_dir, status="running", pid=os.getpid(), host=host_info()
+            )
+        except OSError as err:
+            return _cannot_write(args.results_dir, err)
+    try:
+        return _execute(run_dir, quiet=args.quiet)
+    except KeyboardInterrupt:  # before the runner took over (it records its own cancel)
+        with contextlib.suppress(store.StoreError, OSError):
+            if store.read_run(run_dir)["status"] == "running":
+                store.update_run(run_dir, status="cancelled", error="cancelled before training")
+        print(f"\ninterrupted: {run_dir.name} cancelled", file=sys.stderr)
+        return 130
+
+
+def _refuse_ignored_options(args: argparse.Namespace, parser: Parser) -> None:
+    """``--spec`` and ``--run-dir`` bring the whole spec: any other setting would be ignored."""
+    source = "--spec" if args.spec is not None else "--run-dir" if args.run_dir else None
+    if source is None:
+        return
+    if args.spec is not None and args.run_dir is not None:
+        parser.error("give --spec or --run-dir, not both")
+    given = [
+        "--" + name.replace("_", "-")
+        for name in ["framework", "arch", *SPEC_OPTIONS]
+        if getattr(args, name) != parser.get_default(name)
+    ]
+    if given:
+        parser.error(f"{source} brings the whole spec; leave out {' '.join(given)}")
+
+
+def _cannot_write(results_dir: str | None, err: OSError) -> int:
+    print(
+        f"error: cannot write runs to {store.results_dir(results_dir)} ({err.strerror or err})",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def _spec_for_train(args: argparse.Namespace, parser: Parser) -> RunSpec:
@@ -194,7 +239,7 @@ def _execute(run_dir: Path, quiet: bool) -> int:
             print(f"error: {spec.label} failed: {err}", file=sys.stderr)
             return 1
     print(summary_line(run, run_dir))
-    return 0 if run["status"] == "done" else 1
+    return {"done": 0, "cancelled": 130}.get(run["status"], 1)
 
 
 def summary_line(run: dict, run_dir: Path) -> str:
@@ -218,7 +263,10 @@ def cmd_grid(args: argparse.Namespace, parser: Parser) -> int:
         specs = [spec_from_args(args, f, a) for f in args.framework for a in args.arch]
     except ValueError as err:
         parser.error(str(err))
-    run_dirs = jobs.submit(specs, args.results_dir)
+    try:
+        run_dirs = jobs.submit(specs, args.results_dir)
+    except OSError as err:
+        return _cannot_write(args.results_dir, err)
     root = store.results_dir(args.results_dir)
     print(f"queued {len(run_dirs)} runs in {root}; Ctrl-C cancels them", flush=True)
     try:
@@ -341,6 +389,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.results_dir:
         os.environ["RESULTS_DIR"] = str(Path(args.results_dir).resolve())
+    try:
+        return run_command(args)
+    except KeyboardInterrupt:  # the commands record what an interrupt leaves; no traceback
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
+def run_command(args: argparse.Namespace) -> int:
     if args.command == "train":
         return cmd_train(args, args.parser)
     if args.command == "grid":

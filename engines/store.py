@@ -152,21 +152,31 @@ def _json_default(value: Any) -> Any:
 
 
 # --- one run -----------------------------------------------------------------------------
-def create_run(spec: RunSpec, root: str | Path | None = None, status: str = "queued") -> Path:
-    """Make a new run folder with a ``run.json`` and return its path."""
+def create_run(
+    spec: RunSpec, root: str | Path | None = None, status: str = "queued", **fields: Any
+) -> Path:
+    """Make a new run folder with a ``run.json`` and return its path.
+
+    ``fields`` go into ``run.json`` as well: a run created ``running`` names its process
+    (``pid``, ``host``) from the start, so if that process dies before training begins the
+    run reads as failed instead of running for ever.
+    """
     run_id = new_run_id(spec)
     run_dir = results_dir(root) / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
-    write_json(
-        run_dir / RUN_JSON,
-        {
-            "run_id": run_id,
-            "status": status,
-            "spec": spec.to_dict(),
-            "created_at": now_iso(),
-            "queued_at": time.time(),  # sub-second order of a batch of jobs
-        },
-    )
+    run = {
+        "run_id": run_id,
+        "status": status,
+        "spec": spec.to_dict(),
+        "created_at": now_iso(),
+        "queued_at": time.time(),  # sub-second order of a batch of jobs
+        **fields,
+    }
+    try:
+        write_json(run_dir / RUN_JSON, run)
+    except BaseException:  # Ctrl-C included: a whole run folder or none
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     return run_dir
 
 

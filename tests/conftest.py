@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,16 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900)
         text=True,
         timeout=timeout,
     )
+
+
+def wait_for(predicate, timeout: float = 300.0, every: float = 0.5) -> bool:
+    """Poll ``predicate`` until it is true (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(every)
+    return False
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from engines import load_predictor, store
+from engines import load_predictor, load_runs, store
 from engines.spec import RunSpec
-from tests.conftest import run_cli
+from tests.conftest import PROJECT_ROOT, run_cli, wait_for
 
 QUICK = ["--epochs", "1", "--train-limit", "1000", "--val-size", "300", "--test-limit", "300"]
 
@@ -53,6 +56,8 @@ def test_train_reads_a_spec_file(results_dir: Path, tmp_path: Path) -> None:
         (["fly"], "invalid choice: 'fly'"),
         (["train", "--run-dir", "/nonexistent-run"], "--run-dir: "),
         (["worker", "--max-parallel", "0"], "must be at least 1"),
+        (["train", "--spec", "s.json", "--epochs", "5"], "whole spec; leave out --epochs"),
+        (["train", "--run-dir", "r", "--framework", "keras"], "leave out --framework"),
     ],
 )
 def test_bad_option_exits_2_with_one_clear_line(
@@ -63,6 +68,38 @@ def test_bad_option_exits_2_with_one_clear_line(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "error:" in lines[0]
     assert store.iter_run_dirs(results_dir) == []  # nothing half-created
+
+
+def test_a_results_folder_that_cannot_be_written_is_one_clear_line(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "results"
+    not_a_folder.write_text("a file where the store should be")
+    for command in (["train", "--framework", "torch", "--arch", "dnn"], ["grid"]):
+        result = run_cli("--results-dir", str(not_a_folder), *command, *QUICK)
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines() == [
+            f"error: cannot write runs to {not_a_folder} (Not a directory)"
+        ]
+
+
+def test_ctrl_c_as_train_starts_leaves_no_run_training(results_dir: Path) -> None:
+    """Interrupted in its first moments (creating the run, imports, before the runner takes
+    over) ``train`` leaves its run cancelled (or no run at all), never "running" with no
+    process behind it."""
+    train = subprocess.Popen(
+        [sys.executable, "-m", "engines", "train", "--framework", "torch", "--arch", "cnn",
+         *QUICK],
+        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert wait_for(lambda: store.iter_run_dirs(results_dir), timeout=60, every=0.01)
+        train.send_signal(signal.SIGINT)
+        train.communicate(timeout=60)
+    finally:
+        train.kill()
+    assert train.returncode == 130
+    runs = load_runs(results_dir)
+    assert runs.attrs["skipped"] == []  # no half-made folder
+    assert set(runs["status"]) <= {"cancelled", "failed"}  # failed: its process is gone
 
 
 def test_help_documents_every_hyper_parameter() -> None:

@@ -15,18 +15,9 @@ import pytest
 from engines import jobs, load_runs, store
 from engines.data import PROJECT_ROOT
 from engines.spec import RunSpec
-from tests.conftest import run_cli
+from tests.conftest import run_cli, wait_for
 
 QUICK = {"epochs": 1, "train_limit": 500, "val_size": 200, "test_limit": 100}
-
-
-def wait_for(predicate, timeout: float = 300.0, every: float = 0.5) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(every)
-    return False
 
 
 def statuses(results_dir: Path) -> dict[str, str]:
