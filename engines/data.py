@@ -11,7 +11,6 @@ import gzip
 import hashlib
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -175,9 +174,10 @@ def _download_all(directory: Path, stems: list[str], mirrors: tuple[str, ...]) -
 
 
 def _download_one(url: str, target: Path, sha256: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response, os.fdopen(fd, "wb") as out:
+    from engines.store import atomic_write  # the store imports this module
+
+    def fetch_and_check(tmp: str) -> None:
+        with urllib.request.urlopen(url, timeout=30) as response, open(tmp, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0)
             done = 0
             while chunk := response.read(1 << 16):
@@ -187,14 +187,12 @@ def _download_one(url: str, target: Path, sha256: str) -> None:
         sys.stderr.write("\n")
         try:
             digest = hashlib.sha256(gzip.decompress(Path(tmp).read_bytes())).hexdigest()
-        except (OSError, EOFError) as err:
+        except (OSError, EOFError, zlib.error) as err:
             raise MnistError(f"{url}: not a valid gzip file ({err})") from err
         if digest != sha256:
             raise MnistError(f"{url}: checksum mismatch ({digest} != {sha256})")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    atomic_write(target, fetch_and_check, suffix=".part")
 
 
 def _progress(name: str, done: int, total: int) -> None:

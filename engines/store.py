@@ -116,6 +116,22 @@ def new_run_id(spec: RunSpec) -> str:
 
 
 # --- atomic writes -----------------------------------------------------------------------
+def _umask() -> int:
+    """The process's umask, read without setting it (``os.umask`` would, for every thread)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022  # the usual default where /proc is not there
+
+
+# What open() gives a new file: the store's files are as readable as any other file the
+# user writes, e.g. by the rest of a team sharing RESULTS_DIR.
+FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write(path: Path, write: Callable[[str], object], suffix: str = ".tmp") -> None:
     """``write(tmp)`` to a temporary file beside ``path``, then move it into place: readers
     see the old file or the new one, never half of one. ``suffix`` ends the temporary name
@@ -125,6 +141,7 @@ def atomic_write(path: Path, write: Callable[[str], object], suffix: str = ".tmp
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, FILE_MODE)  # mkstemp makes it owner-only; a shared store is not
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

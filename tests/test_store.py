@@ -295,6 +295,17 @@ def test_atomic_write_never_leaves_a_partial_file(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == ["history.parquet"]
 
 
+def test_store_files_are_as_readable_as_the_umask_allows_for_a_shared_store(
+    results_dir: Path,
+) -> None:
+    umask = os.umask(0o022)  # read it (the test process has one thread)
+    os.umask(umask)
+    run_dir = store.create_run(RunSpec("torch", "dnn"), results_dir)
+    store.write_parquet(run_dir / "history.parquet", pd.DataFrame({"a": [1]}))
+    for name in ("run.json", "history.parquet"):
+        assert (run_dir / name).stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_a_run_failing_on_damaged_mnist_files_records_the_message_without_a_class_name(
     results_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
