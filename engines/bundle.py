@@ -11,9 +11,10 @@ Import treats the zip as untrusted. It checks everything before the store change
 names (only the expected ones, run ids of safe characters, so nothing can escape the
 store), entry types (no symlinks, no encryption), declared and actual sizes (bounded per
 file and in total, read with a limit, so a zip bomb stops early), checksums against the
-manifest, that every ``run.json`` and Parquet file reads with the store's own readers, and
-that every run is finished. Files are staged in a hidden folder inside the store, then each
-run folder is moved into place with ``os.replace``. A run id that already exists refuses the
+manifest, that every ``run.json`` and Parquet file reads with the store's own readers, that
+every run is finished, and that a ``done`` run has its history, predictions and model. Files
+are staged in a hidden folder inside the store, then each run folder is moved into place with
+``os.replace``. A run id that already exists refuses the
 whole bundle. On any problem: :class:`BundleError` with a one-line reason, staging removed,
 store unchanged.
 """
@@ -120,6 +121,8 @@ def _run_files(run_dir: Path) -> dict[str, bytes]:
         raise BundleError(f"cannot export {run_id}: folder name is not a valid run id")
     if store.effective_status(run) in store.ACTIVE_STATUSES:
         raise BundleError(f"cannot export {run_id}: it is still {run['status']}")
+    if missing := missing_parts(run_dir, run["status"]):
+        raise BundleError(f"cannot export {run_id}: it is done but has no {missing}")
     files = {}
     for file_name in RUN_FILES:
         path = run_dir / file_name
@@ -129,6 +132,17 @@ def _run_files(run_dir: Path) -> dict[str, bytes]:
                 raise BundleError(f"cannot export {run_id}: {file_name} is too large")
             files[f"{run_id}/{file_name}"] = data
     return files
+
+
+def missing_parts(run_dir: Path, status: str) -> str:
+    """What a ``done`` run lacks of the files every page needs ("" when complete): a run
+    without its model or predictions would arrive as a leaderboard row that fails later."""
+    if status != "done":
+        return ""
+    missing = [name for name in (store.HISTORY, store.PREDICTIONS) if not (run_dir / name).exists()]
+    if store.model_path(run_dir) is None:
+        missing.append(f"model file ({' or '.join(store.MODEL_FILES)})")
+    return ", ".join(missing)
 
 
 # --- import ------------------------------------------------------------------------------
@@ -321,6 +335,8 @@ def _check_staged_runs(staging: Path, run_ids: list[str]) -> None:
             raise BundleError(f"run {err}") from err
         if status in store.ACTIVE_STATUSES:  # it would stay "running" here for ever
             raise BundleError(f"run {run_id} is still {status}, not finished")
+        if missing := missing_parts(run_dir, status):
+            raise BundleError(f"run {run_id} is done but has no {missing}")
 
 
 # step 3: move each staged run folder into the store; undo all moves if one fails

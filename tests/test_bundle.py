@@ -394,6 +394,30 @@ def test_bundle_with_an_unfinished_run_is_refused(
     assert not any(results_dir.iterdir())  # not even the finished run
 
 
+@pytest.mark.parametrize(
+    ("left_out", "named"),
+    [
+        ("history.parquet", "history.parquet"),
+        ("test_predictions.parquet", "test_predictions.parquet"),
+        ("model.pt", "model file"),
+    ],
+)
+def test_a_done_run_without_one_of_its_files_is_refused(
+    left_out: str, named: str, one_run_files: dict[str, bytes], results_dir: Path
+) -> None:
+    """Its leaderboard row would look fine and every page using the file would fail."""
+    files = {name: data for name, data in one_run_files.items() if not name.endswith(left_out)}
+    assert len(files) == len(one_run_files) - 1
+    assert_refused(make_bundle(files), results_dir, f"is done but has no {named}")
+
+
+def test_export_refuses_a_done_run_without_its_model(source: Path) -> None:
+    run_dir = make_run(source)
+    (run_dir / "model.pt").unlink()
+    with pytest.raises(BundleError, match=f"cannot export {run_dir.name}: .* no model file"):
+        export_runs([run_dir])
+
+
 @pytest.mark.parametrize("column", ["predicted", "label"])
 def test_predictions_with_a_non_digit_are_refused(
     column: str, one_run_files: dict[str, bytes], results_dir: Path
