@@ -110,19 +110,26 @@ def export_runs(run_dirs: list[Path]) -> bytes:
     return buffer.getvalue()
 
 
-def _run_files(run_dir: Path) -> dict[str, bytes]:
-    """``{"<run_id>/<file>": contents}`` for one exportable run."""
-    run_id = run_dir.name
+def export_problem(run_dir: Path) -> str | None:
+    """Why the run cannot be exported (``"it is still running"``…), or ``None`` if it can."""
     try:
         run = store.read_run(run_dir)
     except store.StoreError as err:
-        raise BundleError(f"cannot export {err}") from err
-    if not valid_run_id(run_id):
-        raise BundleError(f"cannot export {run_id}: folder name is not a valid run id")
+        return str(err).removeprefix(f"{run_dir.name}: ")
+    if not valid_run_id(run_dir.name):
+        return "folder name is not a valid run id"
     if store.effective_status(run) in store.ACTIVE_STATUSES:
-        raise BundleError(f"cannot export {run_id}: it is still {run['status']}")
+        return f"it is still {run['status']}"
     if missing := missing_parts(run_dir, run["status"]):
-        raise BundleError(f"cannot export {run_id}: it is done but has no {missing}")
+        return f"it is done but has no {missing}"
+    return None
+
+
+def _run_files(run_dir: Path) -> dict[str, bytes]:
+    """``{"<run_id>/<file>": contents}`` for one exportable run."""
+    run_id = run_dir.name
+    if problem := export_problem(run_dir):
+        raise BundleError(f"cannot export {run_id}: {problem}")
     files = {}
     for file_name in RUN_FILES:
         path = run_dir / file_name

@@ -505,6 +505,19 @@ def test_runs_page_lists_runs_and_offers_sharing_for_the_picked_ones(trained) ->
     assert {"Download report", "Export bundle"} <= downloads
 
 
+def test_a_done_run_missing_its_model_is_named_and_left_out_of_the_bundle(
+    results_dir: Path, trained_store: Path
+) -> None:
+    complete, broken = copy_runs(trained_store, results_dir, 2)
+    store.model_path(broken).unlink()
+
+    app = open_page("runs", runs=[complete.name, broken.name])
+
+    assert f"{broken.name[-6:]} (it is done but has no model file" in texts(app.caption)
+    assert "Export bundle" in {button.proto.label for button in app.get("download_button")}
+    assert not app.exception
+
+
 # --- runs management (copies of runs in a scratch store) -------------------------------------
 def test_cancel_marks_a_queued_job_cancelled(results_dir: Path) -> None:
     run_dir = store.create_run(RunSpec("torch", "dnn"), results_dir)

@@ -8,6 +8,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from dashboard import report, sidebar, ui
 from engines import bundle, store
@@ -153,7 +154,21 @@ def share_controls(runs: pd.DataFrame) -> None:
             key="report",
             help="One HTML file (viewable offline): leaderboard, curves, matrices, LR schedules.",
         )
-        right.download_button(
+        export_controls(finished, right)
+    import_controls()
+
+
+def export_controls(finished: pd.DataFrame, where: DeltaGenerator) -> None:
+    """Export bundle for the picked finished runs; a run that cannot go in is named with
+    the reason, before the click (the zip is built only when the button is pressed)."""
+    labels = ui.labels_by_id(finished)
+    problems = {r.run_id: bundle.export_problem(Path(r.run_dir)) for r in finished.itertuples()}
+    left_out = [f"{labels[run_id]} ({problem})" for run_id, problem in problems.items() if problem]
+    if left_out:
+        where.caption(f"Left out of the bundle: {', '.join(left_out)}")
+    run_dirs = [Path(r.run_dir) for r in finished.itertuples() if not problems[r.run_id]]
+    if run_dirs:
+        where.download_button(
             "Export bundle",
             data=partial(bundle.export_runs, run_dirs),
             file_name="digitlab-runs.zip",
@@ -161,7 +176,6 @@ def share_controls(runs: pd.DataFrame) -> None:
             key="export",
             help="The picked runs as one zip, for Import bundle on another dashboard.",
         )
-    import_controls()
 
 
 def show_link(finished: pd.DataFrame) -> None:
