@@ -277,10 +277,11 @@ def cmd_grid(args: argparse.Namespace, parser: Parser) -> int:
                 jobs.cancel(run_dir)
         print("\ninterrupted: the grid's unfinished runs are cancelled", file=sys.stderr)
         return 130
-    runs = [run for run in map(_run_if_kept, run_dirs) if run is not None]
-    if runs:
-        print("\n" + comparison_table(runs))
-    finished = len(runs) == len(run_dirs) and all(run["status"] == "done" for run in runs)
+    runs = store.load_runs(root)  # the same table as ``runs``, for the grid's runs only
+    runs = runs[runs["run_id"].isin([run_dir.name for run_dir in run_dirs])]
+    if not runs.empty:
+        print("\n" + runs_table(runs.sort_values(["arch", "framework"])))
+    finished = len(runs) == len(run_dirs) and bool((runs["status"] == "done").all())
     return 0 if finished else 1
 
 
@@ -324,28 +325,8 @@ def _recorded_epochs(run_dir: Path) -> list[dict]:
     return history[fields].to_dict("records")
 
 
-def comparison_table(runs: list[dict]) -> str:
-    """The grid's runs (their ``run.json``) side by side, by architecture then framework."""
-    rows = [
-        {
-            "framework": run["spec"]["framework"],
-            "arch": run["spec"]["arch"],
-            "status": run["status"],
-            "test_acc": run.get("test_accuracy"),
-            "test_loss": run.get("test_loss"),
-            "best/stopped": f"{run.get('best_epoch')}/{run.get('stopped_epoch')}",
-            "s/epoch": run.get("seconds_per_epoch"),
-            "wall_s": run.get("wall_seconds"),
-            "params": run.get("trainable_params"),
-        }
-        for run in runs
-    ]
-    table = pd.DataFrame(rows).sort_values(["arch", "framework"])
-    return table.to_string(index=False, float_format=lambda v: f"{v:.4f}")
-
-
 def runs_table(runs: pd.DataFrame) -> str:
-    """``engines.load_runs()``'s table for a terminal, newest first: accuracy in percent,
+    """``engines.load_runs()``'s rows for a terminal, in their order: accuracy in percent,
     counts as whole numbers, "-" where a run has no value (not finished)."""
 
     def column(name: str, form: str) -> pd.Series:
