@@ -362,6 +362,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(runs_table(runs))
     for name, reason in runs.attrs["skipped"]:
         print(f"skipped {name}: {reason.removeprefix(f'{name}: ')}", file=sys.stderr)
+    for run in runs.itertuples():
+        if missing := store.missing_parts(Path(run.run_dir), run.status):
+            print(f"incomplete {run.run_id}: done but has no {missing}", file=sys.stderr)
     return 0
 
 

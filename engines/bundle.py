@@ -120,7 +120,7 @@ def export_problem(run_dir: Path) -> str | None:
         return "folder name is not a valid run id"
     if store.effective_status(run) in store.ACTIVE_STATUSES:
         return f"it is still {run['status']}"
-    if missing := missing_parts(run_dir, run["status"]):
+    if missing := store.missing_parts(run_dir, run["status"]):
         return f"it is done but has no {missing}"
     return None
 
@@ -139,17 +139,6 @@ def _run_files(run_dir: Path) -> dict[str, bytes]:
                 raise BundleError(f"cannot export {run_id}: {file_name} is too large")
             files[f"{run_id}/{file_name}"] = data
     return files
-
-
-def missing_parts(run_dir: Path, status: str) -> str:
-    """What a ``done`` run lacks of the files every page needs ("" when complete): a run
-    without its model or predictions would arrive as a leaderboard row that fails later."""
-    if status != "done":
-        return ""
-    missing = [name for name in (store.HISTORY, store.PREDICTIONS) if not (run_dir / name).exists()]
-    if store.model_path(run_dir) is None:
-        missing.append(f"model file ({' or '.join(store.MODEL_FILES)})")
-    return ", ".join(missing)
 
 
 # --- import ------------------------------------------------------------------------------
@@ -342,7 +331,7 @@ def _check_staged_runs(staging: Path, run_ids: list[str]) -> None:
             raise BundleError(f"run {err}") from err
         if status in store.ACTIVE_STATUSES:  # it would stay "running" here for ever
             raise BundleError(f"run {run_id} is still {status}, not finished")
-        if missing := missing_parts(run_dir, status):
+        if missing := store.missing_parts(run_dir, status):
             raise BundleError(f"run {run_id} is done but has no {missing}")
 
 

@@ -336,6 +336,17 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def missing_parts(run_dir: Path, status: str) -> str:
+    """What a ``done`` run lacks of the files the pages need ("" when complete): its row on
+    the leaderboard looks fine, but Curves, Confusion or Draw would fail on it."""
+    if status != "done":
+        return ""
+    missing = [name for name in (HISTORY, PREDICTIONS) if not (run_dir / name).exists()]
+    if model_path(run_dir) is None:
+        missing.append(f"model file ({' or '.join(MODEL_FILES)})")
+    return ", ".join(missing)
+
+
 def effective_status(run: dict[str, Any]) -> str:
     """The status, except that a ``running`` run whose process is gone counts as failed."""
     status = run["status"]

@@ -132,3 +132,16 @@ def test_runs_names_each_unreadable_folder_once_with_its_reason(results_dir: Pat
 
     assert result.returncode == 0
     assert result.stderr.strip() == "skipped stray: no run.json"
+
+
+def test_runs_warns_about_a_done_run_missing_the_files_the_pages_need(results_dir: Path) -> None:
+    done = store.create_run(RunSpec("torch", "dnn"))
+    store.update_run(done, status="done", test_accuracy=0.9)
+    (done / "model.pt").write_bytes(b"weights")
+
+    result = run_cli("runs")
+
+    assert result.returncode == 0 and done.name in result.stdout  # still listed
+    assert result.stderr.strip() == (
+        f"incomplete {done.name}: done but has no history.parquet, test_predictions.parquet"
+    )
