@@ -10,6 +10,7 @@ The sidebar (launcher and job list) is :mod:`dashboard.sidebar`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 from collections.abc import Iterable
@@ -283,11 +284,19 @@ def run_picker(runs: pd.DataFrame, label: str = "Runs to compare", key: str = "p
     )
 
 
+def key_for(prefix: str, options: Iterable[str]) -> str:
+    """A widget key that changes with ``options``: Streamlit then draws a fresh widget
+    instead of one whose browser side still holds a value that is no longer offered."""
+    return f"{prefix}_{hashlib.sha1(' '.join(options).encode()).hexdigest()[:12]}"
+
+
 def run_selectbox(label: str, ids: list[str], labels: dict[str, str], param: str) -> str:
     """A selectbox over ``ids`` whose choice is kept as a run id in the URL's ``param``.
 
     (Streamlit's own ``bind="query-params"`` would put the displayed label in the URL.)
     A run id in a link that is not among ``ids`` is named in a warning, not dropped quietly.
+    The box gets a new key whenever ``ids`` change: a box whose chosen run was deleted kept
+    showing it in the browser while the page showed another run.
     """
     wanted = st.query_params.get(param)
     if wanted is not None and param not in st.session_state:  # a link was opened
@@ -296,8 +305,10 @@ def run_selectbox(label: str, ids: list[str], labels: dict[str, str], param: str
         else:
             st.warning(f"Run {wanted!r} ({param}= in the address) is not one of the finished "
                        f"runs shown here; showing {labels[ids[0]]} instead.")  # fmt: skip
-    if st.session_state.get(param) not in ids:
-        st.session_state.pop(param, None)  # the picked runs changed under it
-    chosen = st.selectbox(label, ids, format_func=labels.get, key=param)
+    chosen = st.session_state.get(param)
+    index = ids.index(chosen) if chosen in ids else 0  # the first, if the chosen one went
+    key = key_for(f"{param}_box", ids)
+    chosen = st.selectbox(label, ids, index=index, format_func=labels.get, key=key)
+    st.session_state[param] = chosen
     st.query_params[param] = chosen
     return chosen

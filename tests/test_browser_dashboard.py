@@ -139,3 +139,29 @@ def test_a_sidebar_cancel_clicked_as_the_job_list_changes_is_not_lost(results_di
 
         expect(page.get_by_text("cancelled before it started")).to_be_visible(timeout=60_000)
     assert store.read_run(job)["status"] == "cancelled"
+
+
+def test_a_run_deleted_while_shown_on_confusion_leaves_its_box(
+    results_dir: Path, trained_store: Path
+) -> None:
+    """The Run box must name the run whose matrix is shown, never a deleted one."""
+    first, doomed, third = [
+        Path(shutil.copytree(d, results_dir / d.name))
+        for d in store.iter_run_dirs(trained_store)[:3]
+    ]
+    label = {d: "{2}/{3} {4}".format(*d.name.split("-")) for d in (first, doomed, third)}
+    with running_app(results_dir) as url, browser_page() as page:
+        page.goto(f"{url}/Confusion?run={doomed.name}")
+        wait_for_idle(page)
+        run_box = page.get_by_role("combobox", name="Run", exact=True)
+        expect(run_box).to_have_value(label[doomed])
+
+        shutil.rmtree(doomed)  # from another tab, or by a teammate
+        page.get_by_text("Row-normalised").click()
+        wait_for_idle(page)
+
+        expect(page.locator(EXCEPTION)).to_have_count(0)
+        expect(run_box).not_to_have_value(label[doomed])
+        shown = run_box.input_value()
+        assert shown in (label[first], label[third])
+        expect(page.get_by_text(f"{shown}: share of each true digit")).to_be_visible()

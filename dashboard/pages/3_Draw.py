@@ -6,7 +6,6 @@ MNIST), and each picked model predicts it. Models are loaded once per model file
 model in this one process is safe: ``engines.load_predictor`` imports the torch side first.
 """
 
-import hashlib
 import sys
 from pathlib import Path
 
@@ -121,13 +120,12 @@ def chosen_models(done: pd.DataFrame) -> pd.DataFrame:
         default = picked or list(labels)
     else:
         default = [i for i in labels if i in last["chosen"] or i not in last["options"]]
-    options_id = hashlib.sha1(" ".join([*labels, "|", *picked]).encode()).hexdigest()[:12]
     chosen = st.multiselect(
         "Models",
         options=list(labels),
         default=default,
         format_func=labels.get,
-        key=f"draw_models_{options_id}",
+        key=ui.key_for("draw_models", [*labels, "|", *picked]),
     )
     st.session_state[CHOICE_KEY] = {"options": list(labels), "picked": picked, "chosen": chosen}
     return done[done["run_id"].isin(chosen)]
