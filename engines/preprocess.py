@@ -85,23 +85,27 @@ def load_image_file(data: bytes) -> np.ndarray:
     """Decode an uploaded PNG/JPEG (or any image PIL reads) into an L, RGB or RGBA array.
 
     Longer side at most :data:`MAX_SIDE`. Raises ``ValueError("not an image …")`` for
-    anything that does not decode, and :class:`ImageTooLarge` (also a ``ValueError``) for
-    more pixels than PIL's decompression-bomb limit, judged from the header alone.
+    anything PIL does not recognise, ``ValueError("a damaged or incomplete PNG picture …")``
+    for a picture whose data does not decode, and :class:`ImageTooLarge` (also a
+    ``ValueError``) for more pixels than PIL's decompression-bomb limit, judged from the
+    header alone.
     """
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            _refuse_too_large(img.size)
+        img = Image.open(io.BytesIO(data))  # reads the header only
+    except Image.DecompressionBombError as err:  # PIL's own refusal, above twice its limit
+        raise ImageTooLarge(_too_large_message(None)) from err
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise ValueError(NOT_AN_IMAGE) from err
+    with img:
+        _refuse_too_large(img.size)
+        try:
             factor = _shrink_factor(img.size)
             img.draft(None, (img.width // factor, img.height // factor))  # JPEG: decode smaller
             img.load()
             img = ImageOps.exif_transpose(img)  # phone photos: apply the stored rotation
             return np.asarray(_plain_and_small(img))
-    except ImageTooLarge:
-        raise
-    except Image.DecompressionBombError as err:  # PIL's own refusal, above twice its limit
-        raise ImageTooLarge(_too_large_message(None)) from err
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise ValueError(NOT_AN_IMAGE) from err
+        except (OSError, ValueError, SyntaxError) as err:  # a cut-off download, say
+            raise ValueError(f"a damaged or incomplete {img.format} picture ({err})") from err
 
 
 class ImageTooLarge(ValueError):
@@ -116,9 +120,9 @@ def _refuse_too_large(size: tuple[int, int]) -> None:
 
 
 def _too_large_message(size: tuple[int, int] | None) -> str:
-    pixels = f"{size[0]}x{size[1]} pixels, " if size else ""
-    limit = Image.MAX_IMAGE_PIXELS or 0
-    return f"too large ({pixels}more than {limit:,}): please upload a smaller picture"
+    limit = f"more than the {Image.MAX_IMAGE_PIXELS or 0:,} pixels allowed"
+    found = f"{size[0]}x{size[1]} pixels, {limit}" if size else limit
+    return f"too large ({found}): please upload a smaller picture"
 
 
 def _shrink_factor(size: tuple[int, int]) -> int:

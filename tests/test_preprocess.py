@@ -269,6 +269,12 @@ def test_garbage_upload_raises_value_error(garbage: bytes) -> None:
         load_image_file(garbage)
 
 
+def test_a_picture_cut_short_is_called_damaged_not_a_non_image() -> None:
+    whole = png_bytes(draw_seven())
+    with pytest.raises(ValueError, match="^a damaged or incomplete PNG picture"):
+        load_image_file(whole[: len(whole) // 2])
+
+
 # --- huge images -----------------------------------------------------------------------------
 def test_huge_upload_gives_the_same_digit_with_bounded_memory() -> None:
     upload = png_bytes(huge_seven("L"))
@@ -322,5 +328,6 @@ def test_upload_above_the_decompression_bomb_limit_is_refused_as_too_large(
 ) -> None:
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100)  # the real one is ~89 M pixels
     upload = png_bytes(Image.new("L", size, 255))
-    with pytest.raises(ValueError, match="too large .*upload a smaller picture"):
+    message = r"too large \(.*more than the 10,000 pixels allowed\): please upload a smaller"
+    with pytest.raises(ValueError, match=message):
         load_image_file(upload)
