@@ -35,7 +35,7 @@ class Cancelled(BaseException):
 
 
 def _raise_cancelled(signum: int, frame: Any) -> None:
-    raise Cancelled(f"cancelled (signal {signum})")
+    raise Cancelled("cancelled during training")
 
 
 def library_versions(framework: str) -> dict[str, str]:
@@ -129,8 +129,10 @@ def execute(run_dir: Path, on_epoch: Callable[[EpochStats], None] | None = None)
             test_accuracy=float(result.test_accuracy),
             trainable_params=int(result.trainable_params),
         )
-    except (Cancelled, KeyboardInterrupt) as err:
-        return _finish(run_dir, started, "cancelled", str(err) or "cancelled")
+    except Cancelled as err:
+        return _finish(run_dir, started, "cancelled", str(err))
+    except KeyboardInterrupt:
+        return _finish(run_dir, started, "cancelled", "cancelled during training (Ctrl-C)")
     except Exception as err:
         _finish(run_dir, started, "failed", failure_text(err), trace=traceback.format_exc())
         raise

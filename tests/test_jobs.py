@@ -184,6 +184,7 @@ def test_ctrl_c_on_a_grid_cancels_its_unfinished_runs(results_dir: Path) -> None
     assert "cancelled" in stderr
     assert wait_for(lambda: set(statuses(results_dir).values()) == {"cancelled"}, timeout=60)
     assert len(statuses(results_dir)) == 2  # torch/dnn and torch/cnn, neither left training
+    assert "cancelled during training" in set(load_runs(results_dir)["error"])  # plain words
 
 
 def test_a_grid_run_deleted_meanwhile_is_reported_and_the_rest_compared(
