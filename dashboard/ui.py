@@ -264,7 +264,12 @@ def drop_gone_choices(key: str, options: Iterable[str]) -> None:
         st.session_state[key] = kept
 
 
-def run_picker(runs: pd.DataFrame, label: str = "Runs to compare", key: str = "pick") -> None:
+def run_picker(
+    runs: pd.DataFrame,
+    label: str = "Runs to compare",
+    key: str = "pick",
+    placeholder: str = "none picked: pages show every finished run",
+) -> None:
     """A multiselect of every run in the store that reads and writes the picked runs."""
     labels = labels_by_id(runs)
     if key not in st.session_state:
@@ -280,7 +285,7 @@ def run_picker(runs: pd.DataFrame, label: str = "Runs to compare", key: str = "p
         format_func=lambda run_id: labels[run_id],
         key=key,
         on_change=changed,
-        placeholder="none picked: pages show every finished run",
+        placeholder=placeholder,
     )
 
 

@@ -132,7 +132,7 @@ def delete_runs(doomed: pd.DataFrame) -> None:
 
 
 def share_controls(runs: pd.DataFrame) -> None:
-    ui.run_picker(runs, label="Runs to share", key="share_pick")
+    ui.run_picker(runs, label="Runs to share", key="share_pick", placeholder="none picked")
     picked = ui.picked_runs(runs, default_status=None) if ui.picked_run_ids() else runs[:0]
     finished = picked[picked["status"] == "done"]
     unfinished = picked[picked["status"] != "done"]
