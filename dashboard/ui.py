@@ -140,8 +140,8 @@ def history_of(runs: pd.DataFrame) -> pd.DataFrame:
             continue
         try:
             history = cached_history(run["run_dir"])
-        except store.StoreError as err:
-            st.warning(f"{run_label(run)}: {err}")
+        except store.StoreError as err:  # its message starts with the folder: named once
+            st.warning(f"{run_label(run)}: {str(err).removeprefix(run['run_id'] + ': ')}")
             continue
         frames.append(history.assign(label=run_label(run)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

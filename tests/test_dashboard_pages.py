@@ -524,6 +524,23 @@ def test_a_done_run_missing_its_model_is_named_and_left_out_of_the_bundle(
     assert not app.exception
 
 
+def test_a_damaged_history_is_named_once_on_curves_and_the_other_runs_drawn(
+    results_dir: Path, trained_store: Path
+) -> None:
+    runs = damaged, intact = copy_runs(trained_store, results_dir, 2)
+    history = damaged / "history.parquet"
+    history.write_bytes(history.read_bytes()[:100])
+
+    app = open_page("curves", runs=[intact.name, damaged.name])
+
+    damaged_label, intact_label = ("{2}/{3} {4}".format(*d.name.split("-")) for d in runs)
+    (warning,) = [w.value for w in app.warning]
+    assert warning.startswith(f"{damaged_label}: unreadable history.parquet")
+    assert damaged.name not in warning
+    assert intact_label in trace_names(figures(app)[0])
+    assert not app.exception
+
+
 # --- runs management (copies of runs in a scratch store) -------------------------------------
 def test_cancel_marks_a_queued_job_cancelled(results_dir: Path) -> None:
     run_dir = store.create_run(RunSpec("torch", "dnn"), results_dir)
