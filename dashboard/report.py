@@ -123,8 +123,8 @@ def _accuracy_rank(run: ReportRun) -> tuple[bool, float]:
 
 # --- tables ------------------------------------------------------------------------------
 LEADERBOARD_HEADERS = [
-    "run", "framework", "arch", "status", "test accuracy", "test loss", "best / stopped epoch",
-    "wall time", "median s / epoch", "params", "seed", "created", "run_id",
+    "run", "framework", "arch", "status", "test accuracy", "test loss", "images train / test",
+    "best / stopped epoch", "wall time", "median s / epoch", "params", "seed", "created", "run_id",
 ]  # fmt: skip
 
 
@@ -132,6 +132,7 @@ def leaderboard_table(runs: list[ReportRun]) -> str:
     rows = []
     for report_run in runs:
         run, spec = report_run.run, report_run.spec
+        used = RunSpec.from_stored(run["spec"])  # accuracies on 1,000 and 10,000 images differ
         rows.append(
             [
                 report_run.label,
@@ -140,6 +141,7 @@ def leaderboard_table(runs: list[ReportRun]) -> str:
                 store.effective_status(run),
                 _percent(run.get("test_accuracy")),
                 _number(run.get("test_loss"), ".4f"),
+                f"{used.train_images:,} / {used.test_images:,}",
                 f"{_number(run.get('best_epoch'), 'd')} / {_number(run.get('stopped_epoch'), 'd')}",
                 _seconds(run.get("wall_seconds")),
                 _format(run.get("seconds_per_epoch"), ".2f", " s"),
@@ -149,7 +151,7 @@ def leaderboard_table(runs: list[ReportRun]) -> str:
                 report_run.run_id,
             ]
         )
-    return _table(LEADERBOARD_HEADERS, rows, numeric={4, 5, 6, 7, 8, 9, 10})
+    return _table(LEADERBOARD_HEADERS, rows, numeric={4, 5, 6, 7, 8, 9, 10, 11})
 
 
 def spec_table(runs: list[ReportRun]) -> str:

@@ -174,6 +174,16 @@ class RunSpec:
         return bool(self.augment_shift or self.augment_rotate or self.augment_zoom)
 
     @property
+    def train_images(self) -> int:
+        """The training images the run used: its limit, or all the validation split leaves."""
+        return MNIST_TRAIN_IMAGES - self.val_size if self.train_limit is None else self.train_limit
+
+    @property
+    def test_images(self) -> int:
+        """The test images the run was scored on."""
+        return MNIST_TEST_IMAGES if self.test_limit is None else self.test_limit
+
+    @property
     def label(self) -> str:
         """Short human name, e.g. ``torch/cnn``."""
         return f"{self.framework}/{self.arch}"

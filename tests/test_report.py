@@ -118,6 +118,14 @@ def test_report_lists_every_run_with_its_test_accuracy(
         assert f"{run['trainable_params']:,}" in real_report
 
 
+def test_report_leaderboard_says_how_many_images_each_run_trained_and_was_tested_on(
+    real_report: str,
+) -> None:
+    """An accuracy on 300 test images is not one on 10,000: the leaderboard row says which."""
+    assert "images train / test" in real_report
+    assert real_report.count("1,000 / 300") == 2  # both runs: --train-limit 1000 --test-limit 300
+
+
 def test_report_draws_curves_lr_and_one_confusion_matrix_per_run(
     real_runs: list[Path], real_report: str
 ) -> None:
