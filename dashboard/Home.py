@@ -76,10 +76,12 @@ def filtered(runs: pd.DataFrame) -> pd.DataFrame:
 
 def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     """Best test accuracy first (in percent); unfinished runs at the bottom. After the
-    architecture come the settings that differ between runs of one architecture."""
+    architecture come the settings that differ between runs of one architecture; the runs'
+    notes come last, when any run has some."""
     settings = ui.settings_that_differ(runs)
     first, rest = LEADERBOARD_COLUMNS[:3], LEADERBOARD_COLUMNS[3:]
-    table = pd.concat([runs[first], settings, runs[rest]], axis=1)
+    notes = runs[["spec_notes"]] if runs["spec_notes"].astype(bool).any() else None
+    table = pd.concat([runs[first], settings, runs[rest], notes], axis=1)
     table = table.sort_values("test_accuracy", ascending=False, na_position="last", kind="stable")
     table = table.assign(created_at=pd.to_datetime(table["created_at"], utc=True))
     table.insert(0, "run", list(ui.labels_by_id(table).values()))  # the full id stays hidden

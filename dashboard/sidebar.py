@@ -198,6 +198,13 @@ def _launcher() -> None:
         )
         settings["dropout"] = _number("dropout", 0.3, 0.05)
         settings["seed"] = _number("seed", 42, 1)
+    settings["notes"] = st.text_input(
+        FIELD_LABELS["notes"],
+        key="launch_notes",
+        placeholder="optional: what these runs try",
+        help="Stored with each run and shown on the leaderboard.",
+        **keep,
+    )
     if st.button("Start training", type="primary", key="launch_start"):
         _start(frameworks, archs, settings)
 

@@ -44,6 +44,7 @@ FIELD_LABELS = {  # RunSpec field -> its label in the sidebar launcher
     "plateau_patience": "Plateau patience",
     "step_size": "Step size (epochs)",
     "step_gamma": "Step gamma",
+    "notes": "Notes",
 }
 MISSING = "–"  # shown in tables for a number a run does not have (yet)
 

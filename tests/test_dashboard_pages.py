@@ -164,12 +164,15 @@ def test_sidebar_start_queues_one_job_per_chosen_pair_with_the_chosen_settings(
     app.sidebar.number_input(key="launch_epochs").set_value(3)
     app.sidebar.number_input(key="launch_train_limit").set_value(1000)
     app.sidebar.number_input(key="launch_seed").set_value(7)
+    app.sidebar.text_input(key="launch_notes").set_value("seed 7 check")
 
     press(app, app.sidebar.button(key="launch_start"))
 
     specs = queued_specs(results_dir)
     assert sorted(s.label for s in specs) == ["torch/cnn", "torch/dnn"]
-    assert {(s.epochs, s.train_limit, s.seed) for s in specs} == {(3, 1000, 7)}
+    assert {(s.epochs, s.train_limit, s.seed, s.notes) for s in specs} == {
+        (3, 1000, 7, "seed 7 check")
+    }
     # Left empty: each arch's default.
     fields = (
         "scheduler",
@@ -301,6 +304,17 @@ def test_leaderboard_shows_every_run_with_the_accuracy_in_its_run_json(trained) 
         assert table.loc[run["run_id"], "trainable_params"] == run["trainable_params"]
     accuracies = table["test_accuracy"].tolist()
     assert accuracies == sorted(accuracies, reverse=True)  # best first
+
+
+def test_leaderboard_shows_notes_only_when_a_run_has_some(results_dir: Path) -> None:
+    store.create_run(RunSpec("torch", "dnn"), results_dir)
+    assert "spec_notes" not in open_page("home").dataframe[0].value.columns
+
+    noted = store.create_run(RunSpec("torch", "cnn", notes="wider kernels?"), results_dir)
+    table = open_page("home").dataframe[0].value.set_index("run_id")
+
+    assert table.loc[noted.name, "spec_notes"] == "wider kernels?"
+    assert table.columns[-1] == "spec_notes"  # after the numbers
 
 
 def test_leaderboard_filters_by_framework_and_architecture(trained) -> None:
