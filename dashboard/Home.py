@@ -90,6 +90,7 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
 
 runs = ui.cached_runs()
 ui.show_skipped(runs)
+ui.show_incomplete(runs)
 if runs.empty:
     ui.warn_missing_picks(runs)  # a shared link opened on an empty store
     show_empty_store()

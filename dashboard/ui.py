@@ -185,6 +185,22 @@ def show_skipped(runs: pd.DataFrame) -> None:
                 st.write(f"**{name}**: {reason.removeprefix(f'{name}: ')}")
 
 
+def show_incomplete(runs: pd.DataFrame) -> None:
+    """Done runs missing a file the pages need, in an expander: their leaderboard row looks
+    fine, but Curves, Confusion or Draw would fail on them."""
+    incomplete = {
+        run.run_id: missing
+        for run in runs[runs["status"] == "done"].itertuples()
+        if (missing := store.missing_parts(Path(run.run_dir), run.status))
+    }
+    if incomplete:
+        labels = labels_by_id(runs)
+        with st.expander(f"{len(incomplete)} done run(s) incomplete: files missing"):
+            st.caption("Pages leave out what is missing; delete them on the Runs page.")
+            for run_id, missing in incomplete.items():
+                st.write(f"**{labels[run_id]}**: no {missing}")
+
+
 # --- picked runs (URL + session) ---------------------------------------------------------
 def picked_run_ids() -> list[str]:
     """The picked runs: the URL's ``runs`` if it names any, else this session's pick.

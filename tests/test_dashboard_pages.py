@@ -288,6 +288,19 @@ def test_unreadable_run_folders_are_listed_not_raised(results_dir: Path) -> None
     assert "broken-run" in texts(app.expander[0].markdown)
 
 
+def test_a_done_run_missing_its_files_is_named_on_home(results_dir: Path) -> None:
+    done = store.create_run(RunSpec("torch", "dnn"), results_dir)
+    store.update_run(done, status="done", test_accuracy=0.9)
+
+    app = open_page("home")
+
+    assert "1 done run(s) incomplete" in app.expander[0].label
+    assert "no history.parquet, test_predictions.parquet, model file" in texts(
+        app.expander[0].markdown
+    )
+    assert done.name in set(app.dataframe[0].value["run_id"])  # still listed
+
+
 # --- trained store -------------------------------------------------------------------------
 def test_leaderboard_shows_every_run_with_the_accuracy_in_its_run_json(trained) -> None:
     app = open_page("home")
