@@ -14,9 +14,8 @@ file and in total, read with a limit, so a zip bomb stops early), checksums agai
 manifest, that every ``run.json`` and Parquet file reads with the store's own readers, that
 every run is finished, and that a ``done`` run has its history, predictions and model. Files
 are staged in a hidden folder inside the store, then each run folder is moved into place with
-``os.replace``. A run id that already exists refuses the
-whole bundle. On any problem: :class:`BundleError` with a one-line reason, staging removed,
-store unchanged.
+``os.replace``. A run id that already exists refuses the whole bundle. On any problem:
+:class:`BundleError` with a one-line reason, staging removed, store unchanged.
 """
 
 from __future__ import annotations

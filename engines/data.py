@@ -273,10 +273,10 @@ def check_standard(mnist: Mnist, directory: Path) -> None:
     differ = [stem for stem, array in arrays.items() if idx_sha256(array) != SHA256[stem]]
     if differ:
         raise MnistError(
-            f"{directory}: {', '.join(differ)} not the published MNIST file(s) (checksum "
-            f"differs; {len(mnist.x_train)} training and {len(mnist.x_test)} test images found, "
-            "MNIST has 60000 and 10000). Put the four standard MNIST IDX files there, or "
-            "remove these to download them again (needs internet)."
+            f"{directory}: not the published MNIST ({', '.join(differ)}: checksum differs; "
+            f"{len(mnist.x_train)} training and {len(mnist.x_test)} test images found, MNIST "
+            "has 60000 and 10000). Put the four standard MNIST IDX files there, or remove "
+            "these to download them again (needs internet)."
         )
 
 

@@ -104,7 +104,8 @@ def test_training_refuses_files_that_are_not_the_published_mnist(
         source = data._find(real, stem.replace("train-", "t10k-"))
         (tmp_path / (stem + source.suffix if source.suffix == ".gz" else stem)).symlink_to(source)
     monkeypatch.setenv("MNIST_DIR", str(tmp_path))
-    with pytest.raises(MnistError, match="train-images-idx3-ubyte, train-labels-idx1-ubyte not"):
+    swapped = "train-images-idx3-ubyte, train-labels-idx1-ubyte: checksum differs"
+    with pytest.raises(MnistError, match=f"not the published MNIST .{swapped}"):
         data.prepare(RunSpec("torch", "dnn", train_limit=2000))
 
 
