@@ -196,7 +196,7 @@ def show_incomplete(runs: pd.DataFrame) -> None:
     if incomplete:
         labels = labels_by_id(runs)
         with st.expander(f"{len(incomplete)} done run(s) incomplete: files missing"):
-            st.caption("Pages leave out what is missing; delete them on the Runs page.")
+            st.caption("A page that needs a missing file says so; delete them on the Runs page.")
             for run_id, missing in incomplete.items():
                 st.write(f"**{labels[run_id]}**: no {missing}")
 
