@@ -357,7 +357,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     runs = load_runs(args.results_dir)
     if runs.empty:
-        print(f"no runs in {store.results_dir(args.results_dir)}")
+        root = store.results_dir(args.results_dir)
+        print(f"no runs in {root}" + ("" if root.is_dir() else " (no such folder)"))
     else:
         print(runs_table(runs))
     for name, reason in runs.attrs["skipped"]:

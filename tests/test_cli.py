@@ -145,3 +145,9 @@ def test_runs_warns_about_a_done_run_missing_the_files_the_pages_need(results_di
     assert result.stderr.strip() == (
         f"incomplete {done.name}: done but has no history.parquet, test_predictions.parquet"
     )
+
+
+def test_runs_on_a_folder_that_does_not_exist_says_so(tmp_path: Path) -> None:
+    result = run_cli("--results-dir", str(tmp_path / "typo"), "runs")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"no runs in {tmp_path / 'typo'} (no such folder)"
