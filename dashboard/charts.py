@@ -23,7 +23,9 @@ FRAMEWORK_SHADES = {
 }
 ARCH_DASHES = {"dnn": "solid", "cnn": "dash"}
 MARKERS = ("circle", "square", "diamond", "triangle-up", "x", "star", "cross", "pentagon")
-X_AXES = {"epoch": "epoch", "seconds": "wall-clock seconds"}
+# "seconds" sums each epoch's time (training and validation), so start-up, data loading,
+# testing and saving, which the leaderboard's wall time includes, are not on this axis.
+X_AXES = {"epoch": "epoch", "seconds": "seconds of training (epoch times summed)"}
 METRICS = ("accuracy", "loss")
 CHARTS_PER_ROW = 3  # probability bar charts side by side
 

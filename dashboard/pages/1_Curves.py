@@ -27,7 +27,8 @@ x = st.radio(
     horizontal=True,
     key="x",
     bind="query-params",
-    help="seconds: each run's cumulative training time",
+    help="seconds: each run's epoch times (training and validation) added up; its "
+    "leaderboard wall time also counts start-up, testing and saving",
 )
 log_loss = st.checkbox(
     "Loss on a log scale",
