@@ -14,8 +14,9 @@ file and in total, read with a limit, so a zip bomb stops early), checksums agai
 manifest, that every ``run.json`` and Parquet file reads with the store's own readers, that
 every run is finished, and that a ``done`` run has its history, predictions and model. Files
 are staged in a hidden folder inside the store, then each run folder is moved into place with
-``os.replace``. A run id that already exists refuses the whole bundle. On any problem:
-:class:`BundleError` with a one-line reason, staging removed, store unchanged.
+``os.replace``. A run the store already has with the same files is skipped; one it has with
+other files refuses the whole bundle. On any problem: :class:`BundleError` with a one-line
+reason, staging removed, store unchanged.
 """
 
 from __future__ import annotations
@@ -151,14 +152,29 @@ class Member:
     sha256: str
 
 
-def import_runs(data: bytes, results_dir: str | Path | None = None) -> list[str]:
-    """Add the bundle's runs to the store; returns their run ids. Nothing written if invalid."""
+@dataclass(frozen=True)
+class Imported:
+    """What an import did: the runs it added, and those the store already had, unchanged."""
+
+    new: list[str]
+    already_here: list[str]
+
+
+def import_runs(data: bytes, results_dir: str | Path | None = None) -> Imported:
+    """Add the bundle's runs to the store. Nothing is written if the bundle is invalid.
+
+    A run the store already has with the very same files is left as it is (a teammate's
+    updated bundle imports only what is new); one it has with other files refuses the bundle.
+    """
     root = store.results_dir(results_dir)
     zf = _open_zip(data)
     with zf:
         members = _check_contents(zf)
+        already_here = _already_here(root, members)
+        members = [member for member in members if member.run_id not in already_here]
         run_ids = sorted({member.run_id for member in members})
-        _refuse_existing(root, run_ids)
+        if not run_ids:
+            return Imported(new=[], already_here=sorted(already_here))
         created_root = not root.exists()
         root.mkdir(parents=True, exist_ok=True)
         staging = root / f".import-{secrets.token_hex(4)}"
@@ -170,7 +186,7 @@ def import_runs(data: bytes, results_dir: str | Path | None = None) -> list[str]
             shutil.rmtree(staging, ignore_errors=True)
             if created_root and not any(root.iterdir()):
                 root.rmdir()  # a failed import leaves not even the store folder behind
-    return run_ids
+    return Imported(new=run_ids, already_here=sorted(already_here))
 
 
 def _open_zip(data: bytes) -> zipfile.ZipFile:
@@ -276,13 +292,34 @@ def _check_runs(members: list[Member], listed_runs: list[Any]) -> None:
             raise BundleError(f"run {run_id} in bundle has more than one model file")
 
 
-def _refuse_existing(root: Path, run_ids: list[str]) -> None:
-    """Refuse the whole bundle if any of its runs is in the store, naming every one that is."""
-    existing = [run_id for run_id in run_ids if os.path.lexists(root / run_id)]
-    if len(existing) == 1:
-        raise BundleError(f"run {existing[0]} already exists in {root}")
-    if existing:
-        raise BundleError(f"{len(existing)} runs already exist in {root}: {', '.join(existing)}")
+def _already_here(root: Path, members: list[Member]) -> set[str]:
+    """The bundle's runs that the store has with exactly the same files. Refuses the whole
+    bundle, naming every one, if any of its runs is in the store with other files."""
+    files_by_run: dict[str, dict[str, str]] = {}
+    for member in members:
+        files_by_run.setdefault(member.run_id, {})[member.file_name] = member.sha256
+    same, different = set(), []
+    for run_id, files in files_by_run.items():
+        if os.path.lexists(root / run_id):
+            (same.add if _has_files(root / run_id, files) else different.append)(run_id)
+    if len(different) == 1:
+        raise BundleError(f"run {different[0]} already exists in {root}, with other files")
+    if different:
+        raise BundleError(
+            f"{len(different)} runs already exist in {root}, with other files: "
+            + ", ".join(sorted(different))
+        )
+    return same
+
+
+def _has_files(run_dir: Path, files: dict[str, str]) -> bool:
+    """Whether the run folder holds exactly these run files (name -> sha256)."""
+    if run_dir.is_symlink() or not run_dir.is_dir():
+        return False
+    present = {name for name in RUN_FILES if (run_dir / name).is_file()}
+    return present == set(files) and all(
+        sha256((run_dir / name).read_bytes()) == digest for name, digest in files.items()
+    )
 
 
 # step 2: unpack into a hidden staging folder, verifying sizes and checksums on the way
@@ -339,7 +376,8 @@ def _move_into_store(staging: Path, root: Path, run_ids: list[str]) -> None:
     moved: list[str] = []
     try:
         for run_id in run_ids:
-            _refuse_existing(root, [run_id])  # again: another import may have raced us
+            if os.path.lexists(root / run_id):  # another import may have raced this one
+                raise BundleError(f"run {run_id} already exists in {root}")
             os.replace(staging / run_id, root / run_id)
             moved.append(run_id)
     except BaseException:

@@ -141,7 +141,7 @@ def assert_same_run(original: Path, copy: Path) -> None:
 def test_real_run_round_trips_into_an_empty_store(real_run: Path, results_dir: Path) -> None:
     imported = import_runs(export_runs([real_run]), results_dir)
 
-    assert imported == [real_run.name]
+    assert imported.new == [real_run.name] and imported.already_here == []
     assert_same_run(real_run, results_dir / real_run.name)
     runs = engines.load_runs(results_dir)
     assert runs["run_id"].tolist() == [real_run.name]
@@ -156,7 +156,7 @@ def test_several_runs_of_any_finished_status_round_trip(source: Path, results_di
 
     imported = import_runs(export_runs(runs), results_dir)
 
-    assert imported == sorted(run.name for run in runs)
+    assert imported.new == sorted(run.name for run in runs)
     for run in runs:
         assert_same_run(run, results_dir / run.name)
     assert len(engines.load_runs(results_dir)) == len(runs)
@@ -442,13 +442,41 @@ def test_a_corrupt_parquet_file_is_refused(
     assert ".import-" not in str(refused.value)  # the hidden staging folder is not shown
 
 
-def test_a_run_already_in_the_store_refuses_the_whole_bundle(
+def test_a_run_already_in_the_store_with_the_same_files_is_skipped_and_the_rest_imported(
+    source: Path, results_dir: Path
+) -> None:
+    """A teammate's bundle, grown since the last import, brings only what is new."""
+    existing, new = make_run(source), make_run(source)
+    import_runs(export_runs([existing]), results_dir)
+    before = snapshot(results_dir / existing.name)
+
+    imported = import_runs(export_runs([existing, new]), results_dir)
+
+    assert imported.new == [new.name] and imported.already_here == [existing.name]
+    assert_same_run(new, results_dir / new.name)
+    assert snapshot(results_dir / existing.name) == before
+
+
+def test_a_bundle_with_nothing_new_changes_nothing(source: Path, results_dir: Path) -> None:
+    run_dir = make_run(source)
+    data = export_runs([run_dir])
+    import_runs(data, results_dir)
+    before = snapshot(results_dir)
+
+    imported = import_runs(data, results_dir)
+
+    assert imported.new == [] and imported.already_here == [run_dir.name]
+    assert snapshot(results_dir) == before
+
+
+def test_a_run_in_the_store_with_other_files_refuses_the_whole_bundle(
     source: Path, results_dir: Path
 ) -> None:
     existing, new = make_run(source), make_run(source)
     import_runs(export_runs([existing]), results_dir)
+    store.update_run(existing, error="edited since")  # the source's copy has moved on
 
-    assert_refused(export_runs([existing, new]), results_dir, "already exists")
+    assert_refused(export_runs([existing, new]), results_dir, "already exists .*other files")
     assert not (results_dir / new.name).exists()
 
 
@@ -476,6 +504,8 @@ def test_a_refused_bundle_names_every_run_already_in_the_store(
 ) -> None:
     first, second = make_run(source), make_run(source)
     import_runs(export_runs([first, second]), results_dir)
+    for run_dir in (first, second):
+        store.update_run(run_dir, error="edited since")
 
     with pytest.raises(BundleError) as refused:
         import_runs(export_runs([first, second]), results_dir)

@@ -732,6 +732,13 @@ def test_imported_bundle_adds_its_runs_to_the_store(results_dir: Path, trained_s
     assert "Imported 2 run(s)" in texts(app.toast)
     assert "bundle_import" not in button_keys(app)  # an empty uploader: no second import
 
+    # The same bundle again (from a teammate, say): nothing new, and the page says so.
+    app.file_uploader(key="bundle_file_1").upload("runs.zip", zipped, "application/zip")
+    rerun(app)
+    press(app, app.button(key="bundle_import"))
+    assert "Already here, unchanged (not imported again): 2 run(s)" in texts(app.toast)
+    assert not app.error
+
 
 def test_a_bad_bundle_is_refused_with_a_message_and_nothing_written(results_dir: Path) -> None:
     app = open_page("runs")

@@ -201,7 +201,13 @@ def import_controls() -> None:
         except bundle.BundleError as err:
             st.error(f"Bundle refused, nothing imported: {err}")
             return
-        sidebar.flash(f"Imported {len(imported)} run(s): {', '.join(imported)}")
+        if imported.new:
+            sidebar.flash(f"Imported {len(imported.new)} run(s): {', '.join(imported.new)}")
+        if imported.already_here:
+            sidebar.flash(
+                f"Already here, unchanged (not imported again): {len(imported.already_here)} "
+                f"run(s): {', '.join(imported.already_here)}"
+            )
         st.session_state[IMPORT_ROUND_KEY] = round_ + 1
         st.rerun()
 
