@@ -7,6 +7,7 @@ comparison between frameworks compares like with like.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -51,6 +52,12 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
         "label_smoothing": 0.0,
     },
 }
+
+# Set while a spec is read back from a run folder (RunSpec.from_stored): rules added later
+# must not make the runs stored before them unreadable.
+_READING_STORED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "reading_stored", default=False
+)
 
 # What a run written before a field existed did: it trained without augmentation.
 FIELDS_ADDED_LATER: dict[str, Any] = {
@@ -101,8 +108,10 @@ class RunSpec:
         _check_choice("scheduler", self.scheduler, SCHEDULERS)
         _check_int("epochs", self.epochs, low=1, high=1000)
         # BatchNorm needs two images per training batch (PyTorch refuses one; Keras would
-        # quietly normalise it to zero), so a batch and the training set hold at least two.
-        _check_int("batch_size", self.batch_size, low=2, high=MNIST_TRAIN_IMAGES)
+        # quietly normalise it to zero), so a new batch and training set hold at least two.
+        # Runs stored before that rule (Keras trained them) stay readable.
+        smallest = 1 if _READING_STORED.get() else 2
+        _check_int("batch_size", self.batch_size, low=smallest, high=MNIST_TRAIN_IMAGES)
         _check_float("lr", self.lr, low=0.0, high=10.0, low_inclusive=False)
         _check_float("dropout", self.dropout, low=0.0, high=1.0, high_inclusive=False)
         _check_float("plateau_factor", self.plateau_factor, low=0.0, high=1.0, low_inclusive=False)
@@ -121,7 +130,7 @@ class RunSpec:
         _check_int("val_size", self.val_size, low=1, high=MNIST_TRAIN_IMAGES - 1)
         if self.train_limit is not None:  # what the validation images leave
             high = MNIST_TRAIN_IMAGES - self.val_size
-            _check_int("train_limit", self.train_limit, low=2, high=high)
+            _check_int("train_limit", self.train_limit, low=smallest, high=high)
         if self.test_limit is not None:
             _check_int("test_limit", self.test_limit, low=1, high=MNIST_TEST_IMAGES)
         if not isinstance(self.notes, str):
@@ -155,7 +164,11 @@ class RunSpec:
         if isinstance(data, dict):
             data = {**FIELDS_ADDED_LATER, **data}
             data = _train_limit_as_trained(data)
-        return cls.from_dict(data)
+        reading = _READING_STORED.set(True)
+        try:
+            return cls.from_dict(data)
+        finally:
+            _READING_STORED.reset(reading)
 
     @classmethod
     def from_json(cls, text: str) -> RunSpec:

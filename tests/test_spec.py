@@ -118,3 +118,12 @@ def test_a_stored_train_limit_above_the_cap_reads_as_the_images_it_trained_on() 
     assert RunSpec.from_stored(stored).train_limit == 55_000
     with pytest.raises(ValueError, match="train_limit"):
         RunSpec.from_dict(stored)  # a new spec must say what it means
+
+
+def test_a_stored_run_from_before_the_two_image_minimum_stays_readable() -> None:
+    """Keras trained batches of one; such a run must not turn into an unreadable folder."""
+    stored = RunSpec("keras", "dnn").to_dict() | {"batch_size": 1, "train_limit": 1}
+    spec = RunSpec.from_stored(stored)
+    assert (spec.batch_size, spec.train_limit) == (1, 1)
+    with pytest.raises(ValueError, match="batch_size: must be between 2"):
+        RunSpec.from_dict(stored)  # a new run still may not
