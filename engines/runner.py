@@ -34,8 +34,24 @@ class Cancelled(BaseException):
     """
 
 
-def _raise_cancelled(signum: int, frame: Any) -> None:
-    raise Cancelled("cancelled during training")
+class _StopRequests:
+    """SIGTERM (the dashboard's cancel) and SIGINT (Ctrl-C) during a training, remembered.
+
+    Each raises in the training code, but a library may turn that into an error of its own
+    (Keras has raised ``ValueError: None values not supported`` for a Ctrl-C mid-step): a
+    run that was asked to stop is recorded as cancelled whatever the exception says.
+    """
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def terminate(self, signum: int, frame: Any) -> None:
+        self.reason = "cancelled during training"
+        raise Cancelled(self.reason)
+
+    def interrupt(self, signum: int, frame: Any) -> None:
+        self.reason = "cancelled during training (Ctrl-C)"
+        raise KeyboardInterrupt
 
 
 def library_versions(framework: str) -> dict[str, str]:
@@ -97,7 +113,11 @@ def execute(run_dir: Path, on_epoch: Callable[[EpochStats], None] | None = None)
         progress={"epoch": 0, "epochs": spec.epochs, "val_accuracy": None},
         error=None,
     )
-    previous = signal.signal(signal.SIGTERM, _raise_cancelled)
+    stop = _StopRequests()
+    previous = {
+        signal.SIGTERM: signal.signal(signal.SIGTERM, stop.terminate),
+        signal.SIGINT: signal.signal(signal.SIGINT, stop.interrupt),
+    }
     rows: list[dict] = []
 
     def record_epoch(stats: EpochStats) -> None:
@@ -129,15 +149,16 @@ def execute(run_dir: Path, on_epoch: Callable[[EpochStats], None] | None = None)
             test_accuracy=float(result.test_accuracy),
             trainable_params=int(result.trainable_params),
         )
-    except Cancelled as err:
-        return _finish(run_dir, started, "cancelled", str(err))
-    except KeyboardInterrupt:
-        return _finish(run_dir, started, "cancelled", "cancelled during training (Ctrl-C)")
+    except (Cancelled, KeyboardInterrupt):
+        return _finish(run_dir, started, "cancelled", stop.reason or "cancelled")
     except Exception as err:
+        if stop.reason:  # the stop signal came back as a library's error
+            return _finish(run_dir, started, "cancelled", stop.reason)
         _finish(run_dir, started, "failed", failure_text(err), trace=traceback.format_exc())
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def failure_text(err: Exception) -> str:

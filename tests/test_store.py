@@ -323,3 +323,27 @@ def test_a_run_failing_on_damaged_mnist_files_records_the_message_without_a_clas
     assert run["status"] == "failed"
     assert run["error"].startswith(str(mnist / "train-images-idx3-ubyte.gz"))
     assert "MnistError" in run["traceback"]  # the full story stays in run.json
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_reworded_by_a_library_still_records_the_run_cancelled(
+    signum: int, results_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keras has turned a Ctrl-C mid-step into "ValueError: None values not supported"."""
+
+    class RewordingEngine:
+        @staticmethod
+        def train(spec, data, on_epoch):
+            try:
+                os.kill(os.getpid(), signum)
+                time.sleep(5)  # the handler raises here
+            except BaseException as err:
+                raise ValueError("None values not supported") from err
+
+    monkeypatch.setattr(runner, "import_engine", lambda framework: RewordingEngine)
+    run_dir = store.create_run(RunSpec("keras", "dnn", epochs=1, train_limit=100))
+
+    run = runner.execute(run_dir)
+
+    assert run["status"] == "cancelled"
+    assert run["error"].startswith("cancelled during training")
