@@ -35,7 +35,8 @@ def positive_int(text: str) -> int:
 
 
 def add_spec_options(parser: argparse.ArgumentParser) -> None:
-    """Hyper-parameter options shared by ``train`` and ``grid`` (defaults = RunSpec's)."""
+    """Hyper-parameter options shared by ``train`` and ``grid``. Each is ``None`` unless
+    given, so ``--spec`` can tell a typed option from a default (RunSpec fills those in)."""
     d = RunSpec("torch", "dnn")
     arch_default = "; ".join(
         f"{arch}: {', '.join(f'{k}={v}' for k, v in values.items())}"
@@ -47,20 +48,14 @@ def add_spec_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
     group.add_argument("--batch-size", type=int, help="training batch size")
     group.add_argument("--lr", type=float, help="Adam learning rate")
-    group.add_argument("--dropout", type=float, default=d.dropout, help="default %(default)s")
+    group.add_argument("--dropout", type=float, help=f"default {d.dropout}")
     group.add_argument("--scheduler", choices=SCHEDULERS, help="LR scheduler")
-    group.add_argument(
-        "--plateau-factor", type=float, default=d.plateau_factor, help="default %(default)s"
-    )
-    group.add_argument(
-        "--plateau-patience", type=int, default=d.plateau_patience, help="default %(default)s"
-    )
-    group.add_argument("--step-size", type=int, default=d.step_size, help="default %(default)s")
-    group.add_argument("--step-gamma", type=float, default=d.step_gamma, help="default %(default)s")
+    group.add_argument("--plateau-factor", type=float, help=f"default {d.plateau_factor}")
+    group.add_argument("--plateau-patience", type=int, help=f"default {d.plateau_patience}")
+    group.add_argument("--step-size", type=int, help=f"default {d.step_size}")
+    group.add_argument("--step-gamma", type=float, help=f"default {d.step_gamma}")
     group.add_argument("--es-patience", type=int, help="early-stopping patience (epochs)")
-    group.add_argument(
-        "--es-min-delta", type=float, default=d.es_min_delta, help="default %(default)s"
-    )
+    group.add_argument("--es-min-delta", type=float, help=f"default {d.es_min_delta}")
     group.add_argument(
         "--augment-shift",
         type=int,
@@ -83,13 +78,13 @@ def add_spec_options(parser: argparse.ArgumentParser) -> None:
         help="train towards targets with this much probability spread over all classes "
         "(0 = off); the validation and test losses stay plain cross-entropy",
     )
-    group.add_argument("--seed", type=int, default=d.seed, help="seed, default %(default)s")
+    group.add_argument("--seed", type=int, help=f"seed, default {d.seed}")
     group.add_argument(
         "--train-limit", type=int, help="use only the first N training images (quick runs)"
     )
-    group.add_argument("--val-size", type=int, default=d.val_size, help="default %(default)s")
+    group.add_argument("--val-size", type=int, help=f"default {d.val_size}")
     group.add_argument("--test-limit", type=int, help="evaluate on the first N test images only")
-    group.add_argument("--notes", default="", help="free text stored with the run")
+    group.add_argument("--notes", help="free text stored with the run")
 
 
 SPEC_OPTIONS = [
@@ -100,8 +95,10 @@ SPEC_OPTIONS = [
 
 
 def spec_from_args(args: argparse.Namespace, framework: str, arch: str) -> RunSpec:
+    """The spec the options describe; options not given (``None``) take RunSpec's defaults."""
     values = {name: getattr(args, name) for name in SPEC_OPTIONS}
-    return RunSpec(framework=framework, arch=arch, **values)
+    given = {name: value for name, value in values.items() if value is not None}
+    return RunSpec(framework=framework, arch=arch, **given)
 
 
 def build_parser() -> Parser:
@@ -192,10 +189,10 @@ def _refuse_ignored_options(args: argparse.Namespace, parser: Parser) -> None:
         return
     if args.spec is not None and args.run_dir is not None:
         parser.error("give --spec or --run-dir, not both")
-    given = [
+    given = [  # every one of these options is None unless typed
         "--" + name.replace("_", "-")
         for name in ["framework", "arch", *SPEC_OPTIONS]
-        if getattr(args, name) != parser.get_default(name)
+        if getattr(args, name) is not None
     ]
     if given:
         parser.error(f"{source} brings the whole spec; leave out {' '.join(given)}")

@@ -58,6 +58,7 @@ def test_train_reads_a_spec_file(results_dir: Path, tmp_path: Path) -> None:
         (["worker", "--max-parallel", "0"], "must be at least 1"),
         (["train", "--spec", "s.json", "--epochs", "5"], "whole spec; leave out --epochs"),
         (["train", "--run-dir", "r", "--framework", "keras"], "leave out --framework"),
+        (["train", "--spec", "s.json", "--seed", "42"], "leave out --seed"),  # even a default
     ],
 )
 def test_bad_option_exits_2_with_one_clear_line(
