@@ -174,11 +174,14 @@ def cmd_train(args: argparse.Namespace, parser: Parser) -> int:
             return _cannot_write(args.results_dir, err)
     try:
         return _execute(run_dir, quiet=args.quiet)
-    except KeyboardInterrupt:  # before the runner took over (it records its own cancel)
+    except KeyboardInterrupt:  # outside the runner's training (it records its own cancel)
+        status = "unknown"
         with contextlib.suppress(store.StoreError, OSError):
-            if store.read_run(run_dir)["status"] == "running":
+            status = store.read_run(run_dir)["status"]
+            if status == "running":
                 store.update_run(run_dir, status="cancelled", error="cancelled before training")
-        print(f"\ninterrupted: {run_dir.name} cancelled", file=sys.stderr)
+                status = "cancelled"
+        print(f"\ninterrupted: {run_dir.name} is {status}", file=sys.stderr)
         return 130
 
 
@@ -355,7 +358,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
     runs = load_runs(args.results_dir)
     if runs.empty:
         root = store.results_dir(args.results_dir)
-        print(f"no runs in {root}" + ("" if root.is_dir() else " (no such folder)"))
+        if root.is_dir():
+            print(f"no runs in {root}")
+        else:
+            print(f"no runs in {root} ({'not a folder' if root.exists() else 'no such folder'})")
     else:
         print(runs_table(runs))
     for name, reason in runs.attrs["skipped"]:
@@ -386,7 +392,10 @@ def run_command(args: argparse.Namespace) -> int:
     if args.command == "runs":
         return cmd_runs(args)
     if args.command == "worker":
-        jobs.run_worker(store.results_dir(args.results_dir), args.max_parallel)
+        try:
+            jobs.run_worker(store.results_dir(args.results_dir), args.max_parallel)
+        except OSError as err:
+            return _cannot_write(args.results_dir, err)
         return 0
     from engines import bench
 

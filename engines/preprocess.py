@@ -98,6 +98,7 @@ def load_image_file(data: bytes) -> np.ndarray:
         raise ValueError(NOT_AN_IMAGE) from err
     with img:
         _refuse_too_large(img.size)
+        kind = img.format or "image"  # before exif_transpose, whose copy has no format
         try:
             factor = _shrink_factor(img.size)
             img.draft(None, (img.width // factor, img.height // factor))  # JPEG: decode smaller
@@ -105,7 +106,7 @@ def load_image_file(data: bytes) -> np.ndarray:
             img = ImageOps.exif_transpose(img)  # phone photos: apply the stored rotation
             return np.asarray(_plain_and_small(img))
         except (OSError, ValueError, SyntaxError) as err:  # a cut-off download, say
-            raise ValueError(f"a damaged or incomplete {img.format} picture ({err})") from err
+            raise ValueError(f"a damaged or incomplete {kind} picture ({err})") from err
 
 
 class ImageTooLarge(ValueError):

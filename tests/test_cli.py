@@ -152,3 +152,12 @@ def test_runs_on_a_folder_that_does_not_exist_says_so(tmp_path: Path) -> None:
     result = run_cli("--results-dir", str(tmp_path / "typo"), "runs")
     assert result.returncode == 0
     assert result.stdout.strip() == f"no runs in {tmp_path / 'typo'} (no such folder)"
+
+
+def test_a_worker_on_a_results_path_that_is_a_file_is_one_clear_line(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "results"
+    not_a_folder.write_text("a file where the store should be")
+    result = run_cli("--results-dir", str(not_a_folder), "worker")
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith(f"error: cannot write runs to {not_a_folder}")
+    assert "Traceback" not in result.stderr
