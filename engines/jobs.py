@@ -15,6 +15,7 @@ last time, so a run queued in that instant is never stranded.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import signal
@@ -42,9 +43,22 @@ def submit(
     results_dir: str | Path | None = None,
     max_parallel: int = DEFAULT_MAX_PARALLEL,
 ) -> list[Path]:
-    """Queue one run per spec and make sure a worker is draining the queue."""
+    """Queue one run per spec and make sure a worker is draining the queue.
+
+    All or nothing: if one cannot be created (a full disk, Ctrl-C), those made before it are
+    cancelled (a worker already draining the store may have taken one), so no job is left
+    queued that nobody follows.
+    """
     root = store.results_dir(results_dir)
-    run_dirs = [store.create_run(spec, root, status="queued") for spec in specs]
+    run_dirs: list[Path] = []
+    try:
+        for spec in specs:
+            run_dirs.append(store.create_run(spec, root, status="queued"))
+    except BaseException:
+        for run_dir in run_dirs:
+            with contextlib.suppress(store.StoreError, CancelRefused, OSError):
+                cancel(run_dir)
+        raise
     if run_dirs:
         start_worker(root, max_parallel)
     return run_dirs

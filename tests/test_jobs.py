@@ -225,3 +225,22 @@ def test_a_grid_with_a_relative_store_path_trains_in_that_store(tmp_path: Path) 
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert set(statuses(elsewhere / "relative-store").values()) == {"done"}
+
+
+def test_a_batch_that_cannot_be_queued_whole_leaves_no_job_queued(
+    results_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_create, created = store.create_run, []
+
+    def create_failing_second_time(*args, **kwargs):
+        if created:
+            raise OSError(28, "No space left on device")
+        created.append(real_create(*args, **kwargs))
+        return created[-1]
+
+    monkeypatch.setattr(store, "create_run", create_failing_second_time)
+    monkeypatch.setattr(jobs, "start_worker", lambda *args, **kwargs: None)
+    with pytest.raises(OSError, match="No space left"):
+        jobs.submit([RunSpec("torch", "dnn"), RunSpec("torch", "cnn")], results_dir)
+
+    assert statuses(results_dir) == {created[0].name: "cancelled"}
