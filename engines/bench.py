@@ -378,7 +378,7 @@ def memory_gb() -> float:
 # --- main --------------------------------------------------------------------------------
 def main(args: argparse.Namespace) -> int:
     from engines import store
-    from engines.data import MnistError, load_mnist
+    from engines.data import MnistError, check_standard, load_mnist, mnist_dir
 
     if args.report_from is not None:
         return rerender(args.report_from, args.output)
@@ -388,7 +388,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"python -m engines bench: error: {err}", file=sys.stderr)
         return 2
     try:  # once, here: not 31 child processes failing one after another
-        load_mnist()
+        check_standard(load_mnist(), mnist_dir())  # numbers on the published MNIST only
     except MnistError as err:
         print(f"python -m engines bench: error: {err}", file=sys.stderr)
         return 1
