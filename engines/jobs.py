@@ -35,6 +35,9 @@ LOG_NAME = "train.log"
 WORKER_LOG_NAME = ".worker.log"
 DEFAULT_MAX_PARALLEL = 1  # training uses every core; more than one job only on bigger machines
 POLL_SECONDS = 0.5
+# A training process whose run is recorded as ended is killed after this long: one cancelled
+# Keras job was seen waiting on a lock at exit for over 30 s, holding up the whole queue.
+LINGER_SECONDS = 60
 
 
 # --- what the dashboard and CLI call -----------------------------------------------------
@@ -170,12 +173,18 @@ def run_worker(results_dir: str | Path, max_parallel: int = DEFAULT_MAX_PARALLEL
 
 def _drain(root: Path, max_parallel: int) -> int:
     children: dict[Path, subprocess.Popen] = {}
+    ended_at: dict[Path, float] = {}  # when a live child's run was first seen finished
     started = 0
     while True:
         for run_dir, child in list(children.items()):
             if child.poll() is not None:
                 _settle(run_dir, child.returncode)
                 del children[run_dir]
+                ended_at.pop(run_dir, None)
+            elif _has_ended(run_dir):
+                ended = ended_at.setdefault(run_dir, time.monotonic())
+                if time.monotonic() - ended > LINGER_SECONDS:
+                    child.kill()  # its run is recorded; only the process hangs on
         waiting = [d for d in queued_runs(root) if d not in children]
         while waiting and len(children) < max_parallel:
             run_dir = waiting.pop(0)
@@ -184,6 +193,14 @@ def _drain(root: Path, max_parallel: int) -> int:
         if not children and not waiting:
             return started
         time.sleep(POLL_SECONDS)
+
+
+def _has_ended(run_dir: Path) -> bool:
+    """Whether the run's ``run.json`` has its final status (or the run was deleted)."""
+    try:
+        return store.read_run(run_dir)["status"] not in store.ACTIVE_STATUSES
+    except store.StoreError:
+        return True
 
 
 def _launch(run_dir: Path) -> subprocess.Popen:

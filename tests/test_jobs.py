@@ -244,3 +244,25 @@ def test_a_batch_that_cannot_be_queued_whole_leaves_no_job_queued(
         jobs.submit([RunSpec("torch", "dnn"), RunSpec("torch", "cnn")], results_dir)
 
     assert statuses(results_dir) == {created[0].name: "cancelled"}
+
+
+def test_a_training_process_that_lingers_after_its_run_ended_is_stopped(
+    results_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job whose run.json says cancelled but whose process never exits must not hold the
+    queue (one at a time) for ever."""
+    run_dir = store.create_run(RunSpec("torch", "dnn"), results_dir)
+    hanging = []
+
+    def launch_a_process_that_records_the_end_and_hangs(run_dir: Path) -> subprocess.Popen:
+        store.update_run(run_dir, status="cancelled", error="cancelled during training")
+        hanging.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"]))
+        return hanging[-1]
+
+    monkeypatch.setattr(jobs, "_launch", launch_a_process_that_records_the_end_and_hangs)
+    monkeypatch.setattr(jobs, "LINGER_SECONDS", 1)
+
+    assert jobs._drain(results_dir, max_parallel=1) == 1  # returns: the queue is free again
+
+    assert hanging[0].poll() is not None  # the process is gone
+    assert store.read_run(run_dir)["status"] == "cancelled"  # its record is kept as it was
