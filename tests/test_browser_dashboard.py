@@ -80,6 +80,19 @@ def test_sidebar_job_reaches_done_live_and_its_report_downloads(
     assert run_id in html
 
 
+def copy_runs(trained_store: Path, results_dir: Path, count: int) -> list[Path]:
+    """Copies of the first ``count`` trained runs in the test's store (safe to delete)."""
+    return [
+        Path(shutil.copytree(d, results_dir / d.name))
+        for d in store.iter_run_dirs(trained_store)[:count]
+    ]
+
+
+def short_label(run_dir: Path) -> str:
+    """The name pickers show for a run: ``torch/dnn a1b2c3``."""
+    return "{2}/{3} {4}".format(*run_dir.name.split("-"))
+
+
 def choose(page, box_label: str, option: str) -> None:
     """Pick ``option`` in the multiselect labelled ``box_label`` and close its list."""
     page.locator(MULTISELECT).filter(has_text=box_label).click()
@@ -91,11 +104,8 @@ def choose(page, box_label: str, option: str) -> None:
 def test_deleted_runs_leave_the_runs_page_choices_without_a_traceback(
     results_dir: Path, trained_store: Path
 ) -> None:
-    deleted, gone, kept = [
-        Path(shutil.copytree(d, results_dir / d.name))
-        for d in store.iter_run_dirs(trained_store)[:3]
-    ]
-    label = {d: "{2}/{3} {4}".format(*d.name.split("-")) for d in (deleted, gone, kept)}
+    deleted, gone, kept = copy_runs(trained_store, results_dir, 3)
+    label = {d: short_label(d) for d in (deleted, gone, kept)}
     with running_app(results_dir) as url, browser_page() as page:
         page.goto(f"{url}/Runs")
         wait_for_idle(page)
@@ -145,23 +155,19 @@ def test_a_run_deleted_while_shown_on_confusion_leaves_its_box(
     results_dir: Path, trained_store: Path
 ) -> None:
     """The Run box must name the run whose matrix is shown, never a deleted one."""
-    first, doomed, third = [
-        Path(shutil.copytree(d, results_dir / d.name))
-        for d in store.iter_run_dirs(trained_store)[:3]
-    ]
-    label = {d: "{2}/{3} {4}".format(*d.name.split("-")) for d in (first, doomed, third)}
+    first, doomed, third = copy_runs(trained_store, results_dir, 3)
     with running_app(results_dir) as url, browser_page() as page:
         page.goto(f"{url}/Confusion?run={doomed.name}")
         wait_for_idle(page)
         run_box = page.get_by_role("combobox", name="Run", exact=True)
-        expect(run_box).to_have_value(label[doomed])
+        expect(run_box).to_have_value(short_label(doomed))
 
         shutil.rmtree(doomed)  # from another tab, or by a teammate
         page.get_by_text("Row-normalised").click()
         wait_for_idle(page)
 
         expect(page.locator(EXCEPTION)).to_have_count(0)
-        expect(run_box).not_to_have_value(label[doomed])
+        expect(run_box).not_to_have_value(short_label(doomed))
         shown = run_box.input_value()
-        assert shown in (label[first], label[third])
+        assert shown in (short_label(first), short_label(third))
         expect(page.get_by_text(f"{shown}: share of each true digit")).to_be_visible()
