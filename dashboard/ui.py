@@ -21,10 +21,6 @@ import streamlit as st
 
 from dashboard.charts import run_label
 from engines import store
-from engines.spec import (
-    MNIST_TEST_IMAGES,
-    MNIST_TRAIN_IMAGES,
-)
 
 RUNS_PARAM = "runs"
 PICKED_KEY = "picked_runs"
@@ -153,13 +149,13 @@ SETTINGS_SHOWN_ELSEWHERE = ("framework", "arch", "seed", "notes")
 
 def settings_that_differ(runs: pd.DataFrame) -> pd.DataFrame:
     """The spec columns (``spec_<field>``) whose values differ between runs of the same
-    architecture, as W&B shows the config that sets runs apart. A limit left empty reads as
-    the number of images the run used (55,000 training, 10,000 test with the default split).
+    architecture, as W&B shows the config that sets runs apart. The image limits read as the
+    number of images the run used (``train_images``/``test_images``: 55,000 and 10,000 with
+    the default split and no limit).
     """
-    train_images = runs["spec_train_limit"].fillna(MNIST_TRAIN_IMAGES - runs["spec_val_size"])
-    test_images = runs["spec_test_limit"].fillna(MNIST_TEST_IMAGES)
     spec = runs.filter(like="spec_").assign(
-        spec_train_limit=train_images.astype("Int64"), spec_test_limit=test_images.astype("Int64")
+        spec_train_limit=runs["train_images"].astype("Int64"),
+        spec_test_limit=runs["test_images"].astype("Int64"),
     )
     shown = [f"spec_{name}" for name in SETTINGS_SHOWN_ELSEWHERE]
     varied = spec.drop(columns=shown).groupby(runs["arch"]).nunique(dropna=False).gt(1).any()

@@ -389,9 +389,10 @@ def load_runs(results_dir: str | Path | None = None) -> pd.DataFrame:
     """All runs as a table, newest first; one row per readable run.
 
     Columns: :data:`LEADERBOARD_COLUMNS`, then every spec field as ``spec_<name>``, then
-    ``error``, ``progress``, ``queued_at`` (the order the worker takes jobs in) and
-    ``run_dir``. Unreadable folders are skipped and listed in
-    ``frame.attrs["skipped"]`` as ``(folder name, reason)`` pairs.
+    ``train_images`` and ``test_images`` (what the run used, limits or not), ``error``,
+    ``progress``, ``queued_at`` (the order the worker takes jobs in) and ``run_dir``.
+    Unreadable folders are skipped and listed in ``frame.attrs["skipped"]`` as
+    ``(folder name, reason)`` pairs.
     """
     rows, skipped = [], []
     for run_dir in iter_run_dirs(results_dir):
@@ -402,7 +403,10 @@ def load_runs(results_dir: str | Path | None = None) -> pd.DataFrame:
             continue
         rows.append(_flatten(run, run_dir))
     spec_columns = [f"spec_{name}" for name in RunSpec("torch", "dnn").to_dict()]
-    columns = LEADERBOARD_COLUMNS + spec_columns + ["error", "progress", "queued_at", "run_dir"]
+    columns = [
+        *LEADERBOARD_COLUMNS, *spec_columns, "train_images", "test_images",
+        "error", "progress", "queued_at", "run_dir",
+    ]  # fmt: skip
     frame = pd.DataFrame(rows, columns=columns)
     frame = frame.sort_values("created_at", ascending=False, kind="stable").reset_index(drop=True)
     frame.attrs["skipped"] = skipped
@@ -430,11 +434,13 @@ def recheck_running(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _flatten(run: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    spec = RunSpec.from_stored(run["spec"]).to_dict()
+    used = RunSpec.from_stored(run["spec"])
+    spec = used.to_dict()
     row = {name: run.get(name) for name in LEADERBOARD_COLUMNS}
     row.update(framework=spec["framework"], arch=spec["arch"], seed=spec["seed"])
     row["status"] = effective_status(run)
     row.update({f"spec_{k}": v for k, v in spec.items()})
+    row.update(train_images=used.train_images, test_images=used.test_images)
     row["error"] = run.get("error")
     if row["status"] == "failed" and run["status"] == "running":
         row["error"] = "training process ended without finishing (killed?)"
