@@ -245,9 +245,12 @@ def _execute(run_dir: Path, quiet: bool) -> int:
 def summary_line(run: dict, run_dir: Path) -> str:
     if run["status"] != "done":
         return f"{run['status']}: {run.get('error') or ''} ({run_dir})"
+    budget = run["spec"]["epochs"]
+    stopped = run["stopped_epoch"]
+    early = f", stopped early at {stopped} of {budget}" if stopped < budget else ""
     return (
         f"done: test accuracy {run['test_accuracy']:.4f}, test loss {run['test_loss']:.4f}, "
-        f"best epoch {run['best_epoch']}/{run['stopped_epoch']}, "
+        f"best epoch {run['best_epoch']}/{stopped}{early}, "
         f"{run['wall_seconds']:.1f} s ({run['seconds_per_epoch']:.2f} s/epoch) → {run_dir}"
     )
 

@@ -110,6 +110,17 @@ def test_help_documents_every_hyper_parameter() -> None:
         assert f"--{field.replace('_', '-')}" in result.stdout
 
 
+def test_train_summary_says_when_early_stopping_ended_before_the_budget(tmp_path: Path) -> None:
+    from engines.__main__ import summary_line
+
+    run = {"status": "done", "spec": {"epochs": 30}, "best_epoch": 4, "stopped_epoch": 9,
+           "test_accuracy": 0.99, "test_loss": 0.03, "wall_seconds": 90.0,
+           "seconds_per_epoch": 10.0}  # fmt: skip
+
+    assert "best epoch 4/9, stopped early at 9 of 30" in summary_line(run, tmp_path)
+    assert "stopped early" not in summary_line({**run, "stopped_epoch": 30}, tmp_path)
+
+
 def test_runs_lists_the_store_with_readable_numbers(results_dir: Path) -> None:
     store.create_run(RunSpec("keras", "cnn"))
     done = store.create_run(RunSpec("torch", "dnn"))
