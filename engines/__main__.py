@@ -1,4 +1,5 @@
-"""Command line: ``python -m engines {train,grid,runs,worker,bench} …`` (``--help`` on each)."""
+"""Command line: ``python -m engines {train,grid,runs,export,import,cancel,delete,worker,bench}``
+(``--help`` on each)."""
 
 from __future__ import annotations
 
@@ -133,6 +134,7 @@ def build_parser() -> Parser:
     add_spec_options(grid)
 
     commands.add_parser("runs", help="list the runs in the store")
+    add_store_commands(commands)
 
     worker = commands.add_parser("worker", help="drain the job queue (started by the dashboard)")
     worker.add_argument(
@@ -148,6 +150,23 @@ def build_parser() -> Parser:
         commands.add_parser("bench", help="measure speed and accuracy, write BENCHMARKS.md")
     )
     return parser
+
+
+def add_store_commands(commands: argparse._SubParsersAction) -> None:
+    """``export``, ``import``, ``cancel`` and ``delete``: the Runs page's buttons, for a shell."""
+    runs_help = "run ids as ``runs`` lists them, or their last part (the 6 hex digits)"
+    export = commands.add_parser("export", help="write finished runs to a zip bundle")
+    export.add_argument("run_ids", nargs="*", metavar="RUN", help=f"{runs_help}; default: all")
+    export.add_argument(
+        "--output", "-o", type=Path, default=Path("digitlab-runs.zip"), help="zip file to write"
+    )
+    imp = commands.add_parser("import", help="add the runs of a zip bundle to the store")
+    imp.add_argument("bundle", type=Path, help="a zip written by export or the dashboard")
+    cancel = commands.add_parser("cancel", help="cancel queued or running jobs")
+    cancel.add_argument("run_ids", nargs="+", metavar="RUN", help=runs_help)
+    delete = commands.add_parser("delete", help="delete finished runs and all their files")
+    delete.add_argument("run_ids", nargs="+", metavar="RUN", help=runs_help)
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
 
 # --- commands ----------------------------------------------------------------------------
@@ -375,6 +394,114 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+class UnknownRun(Exception):
+    """A run id on the command line that names no run folder (or several)."""
+
+
+def find_run_dirs(run_ids: list[str], results_dir: str | None) -> list[Path]:
+    """The run folders named on the command line, by full id or by its last part."""
+    folders = store.iter_run_dirs(results_dir)
+    found = []
+    for run_id in run_ids:
+        matches = [f for f in folders if f.name == run_id or f.name.endswith(f"-{run_id}")]
+        if len(matches) != 1:
+            where = store.results_dir(results_dir)
+            reason = "no run" if not matches else f"{len(matches)} runs"
+            raise UnknownRun(f"{reason} in {where} called {run_id!r} (see: python -m engines runs)")
+        if matches[0] not in found:
+            found.append(matches[0])
+    return found
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Named runs must all go in; with none named, every finished run that can goes in."""
+    from engines import bundle
+
+    if args.output.exists():
+        print(f"error: {args.output} exists; remove it or give another --output", file=sys.stderr)
+        return 1
+    run_dirs = find_run_dirs(args.run_ids, args.results_dir) if args.run_ids else None
+    candidates = run_dirs or store.iter_run_dirs(args.results_dir)
+    problems = {run_dir: bundle.export_problem(run_dir) for run_dir in candidates}
+    for run_dir, problem in problems.items():
+        if problem:
+            print(f"left out {run_dir.name}: {problem}", file=sys.stderr)
+    if run_dirs and any(problems.values()):
+        print("error: nothing exported", file=sys.stderr)
+        return 1
+    chosen = [run_dir for run_dir, problem in problems.items() if not problem]
+    try:
+        data = bundle.export_runs(chosen)
+        store.atomic_write(args.output, lambda tmp: Path(tmp).write_bytes(data))
+    except bundle.BundleError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"error: cannot write {args.output} ({err.strerror or err})", file=sys.stderr)
+        return 1
+    print(f"exported {len(chosen)} run(s) to {args.output} ({len(data) / 2**20:.1f} MiB)")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from engines import bundle
+
+    try:
+        data = args.bundle.read_bytes()
+        imported = bundle.import_runs(data, args.results_dir)
+    except OSError as err:
+        print(f"error: cannot read {args.bundle} ({err.strerror or err})", file=sys.stderr)
+        return 1
+    except bundle.BundleError as err:
+        print(f"error: {args.bundle}: {err}; nothing imported", file=sys.stderr)
+        return 1
+    print(f"imported {len(imported.new)} run(s): {', '.join(imported.new) or '-'}")
+    if imported.already_here:
+        print(f"already here, unchanged: {', '.join(imported.already_here)}")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    failed = 0
+    for run_dir in find_run_dirs(args.run_ids, args.results_dir):
+        try:
+            print(f"{run_dir.name}: {jobs.cancel(run_dir)}")
+        except (store.StoreError, jobs.CancelRefused) as err:
+            print(f"error: {run_dir.name}: {err}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    """Finished runs only (a job is cancelled first); asks before deleting unless --yes."""
+    run_dirs = find_run_dirs(args.run_ids, args.results_dir)
+    for run_dir in run_dirs:
+        with contextlib.suppress(store.StoreError):  # an unreadable folder may go
+            status = store.effective_status(store.read_run(run_dir))
+            if status in store.ACTIVE_STATUSES:
+                print(f"error: {run_dir.name} is {status}; cancel it first", file=sys.stderr)
+                return 1
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("error: deleting cannot be undone; add --yes to confirm", file=sys.stderr)
+            return 1
+        names = "\n  ".join(run_dir.name for run_dir in run_dirs)
+        answer = input(f"Delete {len(run_dirs)} run(s) and all their files?\n  {names}\n[y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    failed = 0
+    for run_dir in run_dirs:
+        try:
+            store.delete_run(run_dir, args.results_dir)
+        except (store.StoreError, OSError) as err:
+            print(f"error: {run_dir.name} not deleted: {err}", file=sys.stderr)
+            failed += 1
+        else:
+            print(f"deleted {run_dir.name}")
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -394,6 +521,12 @@ def run_command(args: argparse.Namespace) -> int:
         return cmd_grid(args, args.parser)
     if args.command == "runs":
         return cmd_runs(args)
+    if args.command in STORE_COMMANDS:
+        try:
+            return STORE_COMMANDS[args.command](args)
+        except UnknownRun as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
     if args.command == "worker":
         try:
             jobs.run_worker(store.results_dir(args.results_dir), args.max_parallel)
@@ -403,6 +536,10 @@ def run_command(args: argparse.Namespace) -> int:
     from engines import bench
 
     return bench.main(args)
+
+
+STORE_COMMANDS = {"export": cmd_export, "import": cmd_import, "cancel": cmd_cancel,
+                  "delete": cmd_delete}  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900)
         [sys.executable, "-m", "engines", *args],
         cwd=PROJECT_ROOT,
         env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,  # never a terminal: no command may wait for an answer
         capture_output=True,
         text=True,
         timeout=timeout,

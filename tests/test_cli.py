@@ -159,6 +159,74 @@ def test_runs_warns_about_a_done_run_missing_the_files_the_pages_need(results_di
     )
 
 
+def test_export_then_import_carries_finished_runs_to_another_store(
+    trained_store: Path, results_dir: Path, tmp_path: Path
+) -> None:
+    bundle_path = tmp_path / "team.zip"
+
+    exported = run_cli("--results-dir", str(trained_store), "export", "-o", str(bundle_path))
+    imported = run_cli("import", str(bundle_path))
+    again = run_cli("import", str(bundle_path))
+
+    assert exported.returncode == 0, exported.stderr
+    assert imported.returncode == 0, imported.stderr
+    names = [run_dir.name for run_dir in store.iter_run_dirs(trained_store)]
+    assert [run_dir.name for run_dir in store.iter_run_dirs(results_dir)] == names
+    assert load_runs(results_dir)["test_accuracy"].notna().all()
+    assert again.returncode == 0 and f"already here, unchanged: {names[0]}" in again.stdout
+
+
+def test_export_of_a_named_unfinished_run_writes_nothing_and_says_why(
+    results_dir: Path, tmp_path: Path
+) -> None:
+    queued = store.create_run(RunSpec("torch", "dnn"))
+    bundle_path = tmp_path / "team.zip"
+
+    result = run_cli("export", queued.name[-6:], "-o", str(bundle_path))
+
+    assert result.returncode == 1
+    assert f"left out {queued.name}: it is still queued" in result.stderr
+    assert not bundle_path.exists()
+
+
+def test_export_never_overwrites_a_file(results_dir: Path, tmp_path: Path) -> None:
+    existing = tmp_path / "mine.zip"
+    existing.write_bytes(b"my own file")
+    result = run_cli("export", "-o", str(existing))
+    assert result.returncode == 1 and "exists" in result.stderr
+    assert existing.read_bytes() == b"my own file"
+
+
+def test_import_of_a_damaged_bundle_is_one_line_and_changes_nothing(
+    results_dir: Path, tmp_path: Path
+) -> None:
+    damaged = tmp_path / "team.zip"
+    damaged.write_bytes(b"PK\x03\x04 not really a zip")
+    result = run_cli("import", str(damaged))
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {damaged}: damaged zip file") and "nothing imported" in line
+    assert store.iter_run_dirs(results_dir) == []
+
+
+def test_cancel_then_delete_a_job_by_the_short_id_the_dashboard_shows(results_dir: Path) -> None:
+    queued = store.create_run(RunSpec("torch", "dnn"))  # no worker: it stays queued
+    short_id = queued.name[-6:]
+
+    refused = run_cli("delete", short_id, "--yes")
+    cancelled = run_cli("cancel", short_id)
+    unconfirmed = run_cli("delete", short_id)  # no terminal to ask, no --yes
+
+    assert refused.returncode == 1 and "is queued; cancel it first" in refused.stderr
+    assert cancelled.returncode == 0 and store.read_run(queued)["status"] == "cancelled"
+    assert unconfirmed.returncode == 1 and "add --yes" in unconfirmed.stderr
+    assert queued.is_dir()
+    deleted = run_cli("delete", short_id, "--yes")
+    assert deleted.returncode == 0 and not queued.exists()
+    gone = run_cli("cancel", short_id)
+    assert gone.returncode == 1 and f"no run in {results_dir} called '{short_id}'" in gone.stderr
+
+
 def test_runs_on_a_folder_that_does_not_exist_says_so(tmp_path: Path) -> None:
     result = run_cli("--results-dir", str(tmp_path / "typo"), "runs")
     assert result.returncode == 0
