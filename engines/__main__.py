@@ -105,7 +105,7 @@ def spec_from_args(args: argparse.Namespace, framework: str, arch: str) -> RunSp
 def build_parser() -> Parser:
     parser = Parser(
         prog="python -m engines",
-        description="Train, list and benchmark Digit Lab runs (--help on each command).",
+        description="Train, list, share and benchmark Digit Lab runs (--help on each command).",
     )
     parser.add_argument(
         "--results-dir", help="run store folder (default: $RESULTS_DIR or results/)"
@@ -154,11 +154,15 @@ def build_parser() -> Parser:
 
 def add_store_commands(commands: argparse._SubParsersAction) -> None:
     """``export``, ``import``, ``cancel`` and ``delete``: the Runs page's buttons, for a shell."""
-    runs_help = "run ids as ``runs`` lists them, or their last part (the 6 hex digits)"
+    runs_help = "run ids as 'runs' lists them, or their last part (the 6 hex digits)"
     export = commands.add_parser("export", help="write finished runs to a zip bundle")
     export.add_argument("run_ids", nargs="*", metavar="RUN", help=f"{runs_help}; default: all")
     export.add_argument(
-        "--output", "-o", type=Path, default=Path("digitlab-runs.zip"), help="zip file to write"
+        "--output",
+        "-o",
+        type=Path,
+        default=Path("digitlab-runs.zip"),
+        help="zip file to write (default: digitlab-runs.zip)",
     )
     imp = commands.add_parser("import", help="add the runs of a zip bundle to the store")
     imp.add_argument("bundle", type=Path, help="a zip written by export or the dashboard")
