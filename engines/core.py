@@ -108,9 +108,19 @@ def import_torch_side_first() -> None:
 
 
 def load_predictor(run_dir: str | Path) -> Predictor:
-    """A predictor for a finished run, whatever framework trained it."""
+    """A predictor for a finished run, whatever framework trained it.
+
+    A missing or damaged model file raises ``StoreError`` naming the run, whichever of its
+    many exception types the framework raised (torch, Keras and zipfile each have their own).
+    """
     from engines import store
 
-    run = store.read_run(Path(run_dir))
-    framework = run["spec"]["framework"]
-    return import_engine(framework).load_predictor(Path(run_dir))
+    run_dir = Path(run_dir)
+    run = store.read_run(run_dir)
+    engine = import_engine(run["spec"]["framework"])
+    try:
+        return engine.load_predictor(run_dir)
+    except Exception as err:
+        lines = str(err).strip().splitlines() or [""]
+        reason = f"{type(err).__name__}: {lines[0][:200]}"
+        raise store.StoreError(f"{run_dir.name}: its model cannot be loaded ({reason})") from err

@@ -84,6 +84,23 @@ def test_unreadable_parquet_raises_store_error(results_dir: Path) -> None:
     assert str(results_dir) not in str(raised.value)  # the run folder's name is enough
 
 
+@pytest.mark.parametrize(
+    ("framework", "model_file"),
+    [("torch", "model.pt"), ("lightning", "model.pt"), ("keras", "model.keras"), ("torch", None)],
+)
+def test_a_damaged_or_missing_model_is_a_store_error_naming_the_run(
+    results_dir: Path, framework: str, model_file: str | None
+) -> None:
+    from engines import load_predictor
+
+    run_dir = store.create_run(RunSpec(framework, "dnn"))
+    store.update_run(run_dir, status="done")
+    if model_file:
+        (run_dir / model_file).write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(store.StoreError, match=f"^{run_dir.name}: its model cannot be loaded"):
+        load_predictor(run_dir)
+
+
 def runs_of_every_kind(results_dir: Path) -> list[Path]:
     """Valid runs as the code writes them: each status, and one from an older version."""
     queued = store.create_run(RunSpec("torch", "dnn"))

@@ -142,7 +142,7 @@ def predict_all(models: pd.DataFrame, digit: np.ndarray) -> dict[str, np.ndarray
         except Exception as err:
             st.warning(
                 f"{label}: its model file could not be loaded, so it may be damaged or "
-                f"incomplete; the other models still answer ({short_error(err)})"
+                f"incomplete; the other models still answer ({short_error(err.__cause__ or err)})"
             )
             continue
         try:
