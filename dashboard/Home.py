@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import sidebar, ui
+from engines.compare import seed_groups
 from engines.spec import ARCHS, FRAMEWORKS
 from engines.store import LEADERBOARD_COLUMNS, STATUSES
 
@@ -42,6 +43,25 @@ COLUMNS = {
     "trainable_params": st.column_config.NumberColumn("parameters", format="localized"),
     "seed": st.column_config.NumberColumn("seed"),
     "created_at": st.column_config.DatetimeColumn("created (UTC)", format="YYYY-MM-DD HH:mm"),
+}
+
+SEED_COLUMNS = {
+    "framework": st.column_config.TextColumn("framework"),
+    "arch": st.column_config.TextColumn("arch"),
+    "runs": st.column_config.NumberColumn("runs", help="finished runs with this setting"),
+    "seeds": st.column_config.TextColumn("seeds"),
+    "accuracy_mean": st.column_config.NumberColumn("mean test accuracy", format="%.2f %%"),
+    "accuracy_std": st.column_config.NumberColumn(
+        "± std",
+        format="%.2f",
+        help="Standard deviation over the seeds, in points (blank for a single run). A gap "
+        "between two settings smaller than this is within seed-to-seed noise.",
+    ),
+    "accuracy_min": st.column_config.NumberColumn("worst", format="%.2f %%"),
+    "accuracy_max": st.column_config.NumberColumn("best", format="%.2f %%"),
+    "seconds_per_epoch": st.column_config.NumberColumn(
+        "median epoch", format="%.2f s", help="Median of the runs' median seconds per epoch."
+    ),
 }
 
 
@@ -88,6 +108,44 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     return ui.accuracy_in_percent(table)
 
 
+def seed_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """The finished runs grouped by everything but the seed, accuracies in percent."""
+    groups = seed_groups(runs)
+    settings = ui.settings_that_differ(groups)
+    numbers = groups[list(SEED_COLUMNS)[2:]]
+    percent = ["accuracy_mean", "accuracy_std", "accuracy_min", "accuracy_max"]
+    numbers = numbers.assign(**{c: numbers[c] * 100 for c in percent})
+    return pd.concat([groups[["framework", "arch"]], settings, numbers], axis=1)
+
+
+def show_leaderboard(shown: pd.DataFrame) -> None:
+    table = leaderboard(shown)
+    settings = {c: ui.setting_label(c) for c in table.columns if c.startswith("spec_")}
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_order=[column for column in table.columns if column != "run_id"],
+        column_config=COLUMNS | settings,
+        key="leaderboard",
+        placeholder=ui.MISSING,
+    )
+
+
+def show_seed_groups(shown: pd.DataFrame) -> None:
+    table = seed_table(shown)
+    if table.empty:
+        st.info("No finished runs to group yet.")
+        return
+    settings = {c: ui.setting_label(c) for c in table.columns if c.startswith("spec_")}
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config=SEED_COLUMNS | settings,
+        key="seed_groups",
+        placeholder=ui.MISSING,
+    )
+
+
 runs = ui.cached_runs()
 ui.show_skipped(runs)
 ui.show_incomplete(runs)
@@ -98,16 +156,17 @@ if runs.empty:
 
 st.subheader("Leaderboard")
 shown = filtered(runs)
-table = leaderboard(shown)
-settings = {c: ui.setting_label(c) for c in table.columns if c.startswith("spec_")}
-st.dataframe(
-    table,
-    hide_index=True,
-    column_order=[column for column in table.columns if column != "run_id"],
-    column_config=COLUMNS | settings,
-    key="leaderboard",
-    placeholder=ui.MISSING,
+by_setting = st.toggle(
+    "Group runs that differ only in seed",
+    key="by_seed",
+    bind="query-params",
+    help="One row per setting with the mean, spread and range of its test accuracy over "
+    "its seeds (finished runs only).",
 )
+if by_setting:
+    show_seed_groups(shown)
+else:
+    show_leaderboard(shown)
 st.caption(f"{len(shown)} of {len(runs)} runs · store: `{ui.results_root()}`")
 
 st.subheader("Compare")

@@ -340,6 +340,25 @@ def test_leaderboard_filters_by_framework_and_architecture(trained) -> None:
     assert table[["framework", "arch"]].drop_duplicates().values.tolist() == [["keras", "cnn"]]
 
 
+def test_grouping_by_seed_shows_each_settings_mean_and_spread(results_dir: Path) -> None:
+    accuracies = {1: 0.97, 2: 0.98, 3: 0.99}
+    for seed, accuracy in accuracies.items():
+        run_dir = store.create_run(RunSpec("torch", "dnn", seed=seed), results_dir)
+        store.update_run(run_dir, status="done", test_accuracy=accuracy)
+    other = store.create_run(RunSpec("torch", "dnn", lr=0.01), results_dir)
+    store.update_run(other, status="done", test_accuracy=0.95)
+    app = open_page("home")
+    assert len(app.dataframe[0].value) == 4  # one row per run until asked
+
+    app.toggle(key="by_seed").set_value(True)
+    table = rerun(app).dataframe[0].value
+
+    assert table["runs"].tolist() == [3, 1] and table["seeds"].tolist() == ["1, 2, 3", "42"]
+    assert table["accuracy_mean"].tolist() == pytest.approx([98.0, 95.0])
+    assert table["accuracy_std"].iloc[0] == pytest.approx(1.0)  # points
+    assert table["spec_lr"].tolist() == [ARCH_DEFAULTS["dnn"]["lr"], 0.01]  # what differs
+
+
 def test_picked_runs_round_trip_through_the_url(trained) -> None:
     first, second, third = trained["run_id"][:3]
     app = open_page("home", runs=[first, second])

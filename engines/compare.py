@@ -1,0 +1,53 @@
+"""Runs that differ only in their seed, summarised together.
+
+One run's test accuracy moves by a tenth of a point or more from seed to seed, so a gap
+between two settings means something only when it is larger than that spread. Grouping the
+finished runs by everything but the seed gives each setting's mean, spread and run count
+(what W&B calls grouping runs), for the dashboard and for notebooks alike.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+# Not part of a setting: the seed is what varies inside a group, notes are free text, and
+# the image limits are compared as the number of images used (train_images/test_images),
+# so "no limit" and "--train-limit 55000" are one setting.
+NOT_SETTINGS = ("spec_seed", "spec_notes", "spec_train_limit", "spec_test_limit")
+
+
+def setting_columns(runs: pd.DataFrame) -> list[str]:
+    """The columns of a :func:`engines.load_runs` table that together make a run's setting."""
+    spec = [c for c in runs.columns if c.startswith("spec_") and c not in NOT_SETTINGS]
+    return [*spec, "train_images", "test_images"]
+
+
+def seed_groups(runs: pd.DataFrame) -> pd.DataFrame:
+    """The done runs of ``runs`` (a :func:`engines.load_runs` table), one row per setting.
+
+    Columns: ``framework``, ``arch``, the setting columns (``spec_*`` and the image counts),
+    then ``runs``, ``seeds`` (sorted, as text), the test accuracy's ``accuracy_mean``,
+    ``accuracy_std`` (sample standard deviation; NaN for a single run), ``accuracy_min`` and
+    ``accuracy_max``, the median ``seconds_per_epoch`` over the runs' medians, and
+    ``run_ids``. Best mean accuracy first.
+    """
+    done = runs[runs["status"] == "done"]
+    keys = setting_columns(runs)
+    columns = [*keys, "runs", "seeds", "accuracy_mean", "accuracy_std", "accuracy_min",
+               "accuracy_max", "seconds_per_epoch", "run_ids"]  # fmt: skip
+    if done.empty:
+        return pd.DataFrame(columns=["framework", "arch", *columns])
+    groups = done.groupby(keys, dropna=False, sort=False)
+    table = groups.agg(
+        runs=("run_id", "size"),
+        seeds=("seed", lambda seeds: ", ".join(str(s) for s in sorted(seeds))),
+        accuracy_mean=("test_accuracy", "mean"),
+        accuracy_std=("test_accuracy", "std"),
+        accuracy_min=("test_accuracy", "min"),
+        accuracy_max=("test_accuracy", "max"),
+        seconds_per_epoch=("seconds_per_epoch", "median"),
+        run_ids=("run_id", list),
+    ).reset_index()
+    table.insert(0, "framework", table["spec_framework"])
+    table.insert(1, "arch", table["spec_arch"])
+    return table.sort_values("accuracy_mean", ascending=False, kind="stable").reset_index(drop=True)

@@ -1,0 +1,67 @@
+"""Grouping runs that differ only in their seed: each setting's mean and spread."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import pytest
+
+from engines import load_runs, store
+from engines.compare import seed_groups
+from engines.spec import RunSpec
+
+
+def finished(spec: RunSpec, accuracy: float, seconds: float = 1.0) -> Path:
+    run_dir = store.create_run(spec)
+    store.update_run(
+        run_dir, status="done", test_accuracy=accuracy, test_loss=0.1, seconds_per_epoch=seconds
+    )
+    return run_dir
+
+
+def test_runs_differing_only_in_seed_form_one_group_with_their_mean_and_spread(
+    results_dir: Path,
+) -> None:
+    accuracies = [0.981, 0.984, 0.986]
+    for seed, accuracy in zip([1, 2, 3], accuracies, strict=True):
+        finished(RunSpec("torch", "dnn", seed=seed, notes=f"try {seed}"), accuracy, seconds=seed)
+    finished(RunSpec("torch", "dnn", seed=1, lr=0.01), 0.975)
+    finished(RunSpec("keras", "dnn", seed=1), 0.990)
+    store.create_run(RunSpec("torch", "dnn", seed=4))  # queued: no accuracy yet
+
+    groups = seed_groups(load_runs(results_dir))
+
+    assert list(zip(groups["framework"], groups["runs"], strict=True)) == [
+        ("keras", 1),
+        ("torch", 3),
+        ("torch", 1),
+    ]  # best mean first
+    three = groups.iloc[1]
+    assert three["seeds"] == "1, 2, 3"
+    assert three["accuracy_mean"] == pytest.approx(statistics.mean(accuracies))
+    assert three["accuracy_std"] == pytest.approx(statistics.stdev(accuracies))
+    assert (three["accuracy_min"], three["accuracy_max"]) == (0.981, 0.986)
+    assert three["seconds_per_epoch"] == 2.0
+    assert len(three["run_ids"]) == 3
+    assert groups.iloc[2]["spec_lr"] == 0.01
+    assert groups.iloc[0]["accuracy_std"] != groups.iloc[0]["accuracy_std"]  # NaN: one run
+
+
+def test_a_limit_equal_to_the_whole_split_is_the_same_setting_as_no_limit(
+    results_dir: Path,
+) -> None:
+    finished(RunSpec("torch", "cnn", seed=1), 0.99)
+    finished(RunSpec("torch", "cnn", seed=2, train_limit=55_000, test_limit=10_000), 0.98)
+    finished(RunSpec("torch", "cnn", seed=3, train_limit=1_000), 0.90)
+
+    groups = seed_groups(load_runs(results_dir))
+
+    assert list(groups["runs"]) == [2, 1]
+    assert list(groups["train_images"]) == [55_000, 1_000]
+
+
+def test_a_store_without_finished_runs_has_no_groups(results_dir: Path) -> None:
+    store.create_run(RunSpec("torch", "cnn"))
+    groups = seed_groups(load_runs(results_dir))
+    assert groups.empty and "accuracy_mean" in groups.columns
