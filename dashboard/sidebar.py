@@ -17,7 +17,7 @@ import streamlit as st
 from dashboard.charts import run_label
 from dashboard.ui import FIELD_LABELS, cached_runs, results_root
 from engines import jobs, store
-from engines.spec import ARCH_DEFAULTS, ARCHS, FRAMEWORKS, SCHEDULERS, RunSpec
+from engines.spec import ARCH_DEFAULTS, ARCHS, FRAMEWORKS, SCHEDULERS, RunSpec, over_seeds
 
 HIGH_LR = 0.1  # the launcher warns above this (Adam's defaults here are 2e-3 and 3e-3)
 SUBMITTED_KEY = "submitted_runs"
@@ -29,12 +29,14 @@ QUICK_START = {"epochs": 2, "train_limit": 10_000}
 
 # --- launching jobs ----------------------------------------------------------------------
 def build_specs(
-    frameworks: Sequence[str], archs: Sequence[str], settings: dict[str, Any]
+    frameworks: Sequence[str], archs: Sequence[str], settings: dict[str, Any], seeds: int = 1
 ) -> list[RunSpec]:
-    """One RunSpec per framework x architecture pair; ``ValueError`` names a bad field."""
+    """One RunSpec per framework x architecture pair and seed; ``ValueError`` names a bad
+    field."""
     if not frameworks or not archs:
         raise ValueError("pick at least one framework and one architecture")
-    return [RunSpec(framework=f, arch=a, **settings) for f in frameworks for a in archs]
+    pairs = [RunSpec(framework=f, arch=a, **settings) for f in frameworks for a in archs]
+    return over_seeds(pairs, seeds)
 
 
 def submit_jobs(specs: list[RunSpec]) -> list[Path]:
@@ -198,6 +200,15 @@ def _launcher() -> None:
         )
         settings["dropout"] = _number("dropout", 0.3, 0.05)
         settings["seed"] = _number("seed", 42, 1)
+        seeds = st.number_input(
+            FIELD_LABELS["seeds"],
+            value=1,
+            step=1,
+            key="launch_seeds",
+            persist_state="session",
+            help="Runs per pair, with seeds Seed, Seed + 1, …: Home's 'Group runs that differ "
+            "only in seed' then shows their mean and spread.",
+        )
     settings["notes"] = st.text_input(
         FIELD_LABELS["notes"],
         key="launch_notes",
@@ -206,7 +217,7 @@ def _launcher() -> None:
         **keep,
     )
     if st.button("Start training", type="primary", key="launch_start"):
-        _start(frameworks, archs, settings)
+        _start(frameworks, archs, settings, seeds)
 
 
 def _scheduler_settings() -> dict[str, Any]:
@@ -230,9 +241,9 @@ def _scheduler_settings() -> dict[str, Any]:
     return values
 
 
-def _start(frameworks: list[str], archs: list[str], settings: dict[str, Any]) -> None:
+def _start(frameworks: list[str], archs: list[str], settings: dict[str, Any], seeds: int) -> None:
     try:
-        specs = build_specs(frameworks, archs, settings)
+        specs = build_specs(frameworks, archs, settings, seeds)
     except ValueError as err:
         st.error(f"Not started: {in_launcher_words(str(err))}")
         return

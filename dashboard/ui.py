@@ -36,6 +36,7 @@ FIELD_LABELS = {  # RunSpec field -> its label in the sidebar launcher
     "label_smoothing": "Label smoothing",
     "dropout": "Dropout",
     "seed": "Seed",
+    "seeds": "Seeds per pair",  # not a RunSpec field: how many runs, one per seed
     "plateau_factor": "Plateau factor",
     "plateau_patience": "Plateau patience",
     "step_size": "Step size (epochs)",

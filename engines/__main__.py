@@ -15,7 +15,7 @@ import pandas as pd
 from engines import jobs, store
 from engines.core import EpochStats
 from engines.runner import host_info
-from engines.spec import ARCH_DEFAULTS, ARCHS, FRAMEWORKS, SCHEDULERS, RunSpec
+from engines.spec import ARCH_DEFAULTS, ARCHS, FRAMEWORKS, SCHEDULERS, RunSpec, over_seeds
 
 FOLLOW_POLL_SECONDS = 0.5
 
@@ -131,6 +131,12 @@ def build_parser() -> Parser:
         help="frameworks to train (default: all three)",
     )
     grid.add_argument("--arch", nargs="+", choices=ARCHS, default=list(ARCHS), help="default: both")
+    grid.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="runs per pair, with seeds --seed, --seed + 1, … (for a mean and spread; default 1)",
+    )
     add_spec_options(grid)
 
     commands.add_parser("runs", help="list the runs in the store")
@@ -286,7 +292,8 @@ def cmd_grid(args: argparse.Namespace, parser: Parser) -> int:
     at the same time as a job someone queued from the dashboard.
     """
     try:
-        specs = [spec_from_args(args, f, a) for f in args.framework for a in args.arch]
+        pairs = [spec_from_args(args, f, a) for f in args.framework for a in args.arch]
+        specs = over_seeds(pairs, args.seeds)
     except ValueError as err:
         parser.error(str(err))
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -200,6 +201,17 @@ class RunSpec:
     def label(self) -> str:
         """Short human name, e.g. ``torch/cnn``."""
         return f"{self.framework}/{self.arch}"
+
+
+MAX_SEEDS = 10
+
+
+def over_seeds(specs: Iterable[RunSpec], seeds: int) -> list[RunSpec]:
+    """Every spec with ``seeds`` consecutive seeds (its own seed, then seed + 1, …), seed by
+    seed: the repeats a mean and spread need, with each pair's first run trained first."""
+    _check_int("seeds", seeds, low=1, high=MAX_SEEDS)
+    specs = list(specs)
+    return [spec.replace(seed=spec.seed + k) for k in range(seeds) for spec in specs]
 
 
 def _choices_for(name: str) -> str:

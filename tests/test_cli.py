@@ -53,6 +53,7 @@ def test_train_reads_a_spec_file(results_dir: Path, tmp_path: Path) -> None:
         (["train", "--spec", "/nonexistent.json"], "--spec: cannot read"),
         (["grid", "--arch", "rnn"], "invalid choice: 'rnn'"),
         (["grid", "--batch-size", "0"], "batch_size: must be between"),
+        (["grid", "--seeds", "11"], "seeds: must be between 1 and 10"),
         (["fly"], "invalid choice: 'fly'"),
         (["train", "--run-dir", "/nonexistent-run"], "--run-dir: "),
         (["worker", "--max-parallel", "0"], "must be at least 1"),

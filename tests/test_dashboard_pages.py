@@ -190,6 +190,26 @@ def test_sidebar_start_queues_one_job_per_chosen_pair_with_the_chosen_settings(
         assert f"**{label(run)}**" in texts(app.sidebar.markdown)
 
 
+def test_sidebar_start_with_three_seeds_queues_each_pair_three_times_seed_by_seed(
+    results_dir: Path, no_worker
+) -> None:
+    app = open_page("home")
+    app.sidebar.multiselect(key="launch_fw").set_value(["torch", "keras"])
+    app.sidebar.multiselect(key="launch_arch").set_value(["dnn"])
+    app.sidebar.number_input(key="launch_seed").set_value(7)
+    app.sidebar.number_input(key="launch_seeds").set_value(3)
+
+    press(app, app.sidebar.button(key="launch_start"))
+
+    in_worker_order = [
+        RunSpec.from_stored(store.read_run(d)["spec"]) for d in jobs.queued_runs(results_dir)
+    ]
+    assert [(s.framework, s.seed) for s in in_worker_order] == [
+        ("torch", 7), ("keras", 7), ("torch", 8), ("keras", 8), ("torch", 9), ("keras", 9),
+    ]  # fmt: skip
+    assert "Queued 6 job(s)" in texts(app.toast)
+
+
 def sidebar_number_keys(app: AppTest) -> set[str]:
     return {field.key for field in app.sidebar.number_input}
 
@@ -255,6 +275,7 @@ def test_pressing_start_again_does_not_queue_the_same_job_twice(
         ("launch_lr", 0.0, "Learning rate: must be"),
         ("launch_train_limit", 0, "Training images: must be between 2 and 55000"),
         ("launch_train_limit", 55_001, "Training images: must be between 2 and 55000"),
+        ("launch_seeds", 0, "Seeds per pair: must be between 1 and 10"),
     ],
 )
 def test_sidebar_refuses_invalid_settings_and_queues_nothing(
