@@ -62,6 +62,9 @@ def curves_figure(
     for label, run in _each_run(history, styles):
         style = styles[label]
         for col, split in enumerate(("train", "val"), start=1):
+            if f"{split}_{metric}_min" in run:  # a seed group's mean: its runs' range behind
+                for trace in _range_band(run, x, f"{split}_{metric}", label, style):
+                    figure.add_trace(trace, row=1, col=col)
             figure.add_trace(
                 go.Scatter(
                     x=run[x],
@@ -86,6 +89,25 @@ def curves_figure(
         figure.update_yaxes(tickformat=".0%")
     figure.update_layout(hovermode="closest", legend_title_text="run", margin={"t": 40})
     return figure
+
+
+def _range_band(
+    run: pd.DataFrame, x: str, column: str, label: str, style: dict
+) -> list[go.Scatter]:
+    """Two traces that shade, in the line's colour, between ``column``'s min and max."""
+    colour = style["line"]["color"].lstrip("#")
+    red, green, blue = (int(colour[i : i + 2], 16) for i in (0, 2, 4))
+    edge = {"x": run[x], "name": label, "mode": "lines", "line": {"width": 0},
+            "legendgroup": label, "showlegend": False, "hoverinfo": "skip"}  # fmt: skip
+    return [
+        go.Scatter(y=run[f"{column}_max"], **edge),
+        go.Scatter(
+            y=run[f"{column}_min"],
+            fill="tonexty",
+            fillcolor=f"rgba({red},{green},{blue},0.18)",
+            **edge,
+        ),
+    ]
 
 
 def lr_figure(history: pd.DataFrame) -> go.Figure:

@@ -21,6 +21,7 @@ import streamlit as st
 
 from dashboard.charts import run_label
 from engines import store
+from engines.compare import seed_curves, seed_groups
 
 RUNS_PARAM = "runs"
 PICKED_KEY = "picked_runs"
@@ -143,6 +144,25 @@ def history_of(runs: pd.DataFrame) -> pd.DataFrame:
             continue
         frames.append(history.assign(label=run_label(run)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def seed_history(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """``history`` (of ``runs``) averaged per seed group, each group labelled like
+    ``torch/dnn · 3 seeds``, plus the settings that set it apart from a group of the same
+    pair when there is one."""
+    groups = seed_groups(runs)
+    curves = seed_curves(history, groups)
+    settings = settings_that_differ(groups)
+    labels = []
+    for _, group in groups.iterrows():
+        seeds = "1 seed" if group["runs"] == 1 else f"{group['runs']} seeds"
+        labels.append(f"{group['framework']}/{group['arch']} · {seeds}")
+    for number, label in enumerate(labels):
+        if labels.count(label) > 1:
+            row = settings.iloc[number]
+            differ = ", ".join(f"{setting_label(c)} {v}" for c, v in row.items())
+            labels[number] = f"{label} · {differ}"
+    return curves.assign(label=curves["group"].map(dict(enumerate(labels))))
 
 
 SETTINGS_SHOWN_ELSEWHERE = ("framework", "arch", "seed", "notes")

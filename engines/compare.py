@@ -51,3 +51,30 @@ def seed_groups(runs: pd.DataFrame) -> pd.DataFrame:
     table.insert(0, "framework", table["spec_framework"])
     table.insert(1, "arch", table["spec_arch"])
     return table.sort_values("accuracy_mean", ascending=False, kind="stable").reset_index(drop=True)
+
+
+CURVES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds")
+
+
+def seed_curves(history: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:
+    """The runs' histories (``store.read_history`` tables stacked) averaged per seed group.
+
+    ``groups`` is a :func:`seed_groups` table. One row per group (``group``: its row number
+    there) and epoch: each curve's mean over the group's runs that reached that epoch, its
+    range as ``<curve>_min`` and ``<curve>_max``, and ``runs``, how many runs reached it (a run
+    that stopped early drops out of the later epochs' means). Runs not in a group are left out.
+    """
+    group_of = {run_id: number for number, ids in enumerate(groups["run_ids"]) for run_id in ids}
+    grouped = history[history["run_id"].isin(group_of)]
+    grouped = grouped.assign(group=grouped["run_id"].map(group_of))
+    by_epoch = grouped.groupby(["group", "epoch"])
+    stats = by_epoch[list(CURVES)].agg(["mean", "min", "max"])
+    stats.columns = [
+        curve if stat == "mean" else f"{curve}_{stat}" for curve, stat in stats.columns
+    ]
+    stats["runs"] = by_epoch.size()
+    stats = stats.reset_index()
+    return stats.assign(
+        framework=groups["framework"].to_numpy()[stats["group"]],
+        arch=groups["arch"].to_numpy()[stats["group"]],
+    )

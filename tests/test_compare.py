@@ -5,10 +5,11 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from engines import load_runs, store
-from engines.compare import seed_groups
+from engines.compare import seed_curves, seed_groups
 from engines.spec import RunSpec
 
 
@@ -65,3 +66,26 @@ def test_a_store_without_finished_runs_has_no_groups(results_dir: Path) -> None:
     store.create_run(RunSpec("torch", "cnn"))
     groups = seed_groups(load_runs(results_dir))
     assert groups.empty and "accuracy_mean" in groups.columns
+
+
+def test_seed_curves_average_each_epoch_over_the_runs_that_reached_it(results_dir: Path) -> None:
+    val_accuracy = {1: [0.90, 0.94, 0.95], 2: [0.92, 0.96]}  # seed 2 stopped a epoch sooner
+    for seed, accuracies in val_accuracy.items():
+        run_dir = finished(RunSpec("torch", "dnn", seed=seed), accuracies[-1])
+        rows = [
+            {"epoch": epoch, "train_loss": 0.1, "train_accuracy": 0.9, "val_loss": 0.2,
+             "val_accuracy": accuracy, "lr": 0.001, "epoch_seconds": 1.0}
+            for epoch, accuracy in enumerate(accuracies, start=1)
+        ]  # fmt: skip
+        store.write_history(run_dir, store.read_run(run_dir), rows)
+    runs = load_runs(results_dir)
+    history = pd.concat([store.read_history(d) for d in runs["run_dir"]], ignore_index=True)
+
+    curves = seed_curves(history, seed_groups(runs))
+
+    assert curves["epoch"].tolist() == [1, 2, 3] and set(curves["group"]) == {0}
+    assert curves["val_accuracy"].tolist() == pytest.approx([0.91, 0.95, 0.95])
+    assert curves["val_accuracy_min"].tolist() == pytest.approx([0.90, 0.94, 0.95])
+    assert curves["val_accuracy_max"].tolist() == pytest.approx([0.92, 0.96, 0.95])
+    assert curves["runs"].tolist() == [2, 2, 1]
+    assert set(curves["framework"]) == {"torch"} and set(curves["arch"]) == {"dnn"}

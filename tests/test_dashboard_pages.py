@@ -446,6 +446,34 @@ def test_curves_by_wall_clock_use_cumulative_epoch_seconds(trained) -> None:
     np.testing.assert_allclose(values(train_accuracy["x"]), history["epoch_seconds"].cumsum())
 
 
+def test_curves_grouped_by_seed_draw_each_settings_mean_inside_its_range(
+    results_dir: Path,
+) -> None:
+    val_accuracy = {1: [0.90, 0.94], 2: [0.92, 0.98]}
+    for seed, accuracies in val_accuracy.items():
+        run_dir = store.create_run(RunSpec("torch", "dnn", seed=seed), results_dir)
+        run = store.update_run(run_dir, status="done", test_accuracy=accuracies[-1])
+        rows = [
+            {"epoch": epoch, "train_loss": 0.1, "train_accuracy": 0.9, "val_loss": 0.2,
+             "val_accuracy": accuracy, "lr": 0.001, "epoch_seconds": 1.0}
+            for epoch, accuracy in enumerate(accuracies, start=1)
+        ]  # fmt: skip
+        store.write_history(run_dir, run, rows)
+    app = open_page("curves")
+    assert len(trace_names(figures(app)[0])) == 2  # one line per run until asked
+
+    app.toggle(key="by_seed").set_value(True)
+    accuracy, _, lr = figures(rerun(app))
+
+    group = "torch/dnn · 2 seeds"
+    assert trace_names(accuracy) == {group} and trace_names(lr) == {group}
+    top, bottom, mean = traces(accuracy, group, axis="x2")  # the band's edges, then the line
+    np.testing.assert_allclose(values(mean["y"]), [0.91, 0.96])
+    np.testing.assert_allclose(values(top["y"]), [0.92, 0.98])
+    np.testing.assert_allclose(values(bottom["y"]), [0.90, 0.94])
+    assert bottom["fill"] == "tonexty" and not bottom["showlegend"]
+
+
 def test_confusion_matrix_and_per_class_table_match_the_run_predictions(trained) -> None:
     run = trained.iloc[0]
     app = open_page("confusion", runs=[run.run_id])

@@ -37,14 +37,26 @@ log_loss = st.checkbox(
     help="Tells apart small losses late in training, and keeps a diverging run from "
     "flattening the other curves",
 )
+by_seed = st.toggle(
+    "Group runs that differ only in seed",
+    key="by_seed",
+    bind="query-params",
+    help="One curve per setting: the mean over its seeds, shaded between the lowest and "
+    "highest run. Finished runs only; a run that stopped early leaves the later epochs' mean.",
+)
 history = ui.history_of(shown)
 if history.empty:
     st.warning("None of these runs has a training history yet.")
     st.stop()
+if by_seed:
+    history = ui.seed_history(shown, history)
+    if history.empty:
+        st.warning("None of these runs has finished yet: only finished runs are grouped.")
+        st.stop()
 
 st.caption(
-    "Colour = framework (one shade per run), solid = DNN, dashed = CNN; "
-    "hover a point for the run and value."
+    f"Colour = framework (one shade per {'setting' if by_seed else 'run'}), solid = DNN, "
+    f"dashed = CNN; hover a point for the {'mean' if by_seed else 'run and value'}."
 )
 for metric in charts.METRICS:
     figure = charts.curves_figure(history, metric, x=x, log_y=log_loss and metric == "loss")
