@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import sidebar, ui
-from engines.compare import seed_groups
+from engines.compare import seed_groups, settings_that_differ
 from engines.spec import ARCHS, FRAMEWORKS
 from engines.store import LEADERBOARD_COLUMNS, STATUSES
 
@@ -98,7 +98,7 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     """Best test accuracy first (in percent); unfinished runs at the bottom. After the
     architecture come the settings that differ between runs of one architecture; the runs'
     notes come last, when any run has some."""
-    settings = ui.settings_that_differ(runs)
+    settings = settings_that_differ(runs)
     first, rest = LEADERBOARD_COLUMNS[:3], LEADERBOARD_COLUMNS[3:]
     notes = runs[["spec_notes"]] if runs["spec_notes"].astype(bool).any() else None
     table = pd.concat([runs[first], settings, runs[rest], notes], axis=1)
@@ -111,7 +111,7 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
 def seed_table(runs: pd.DataFrame) -> pd.DataFrame:
     """The finished runs grouped by everything but the seed, accuracies in percent."""
     groups = seed_groups(runs)
-    settings = ui.settings_that_differ(groups)
+    settings = settings_that_differ(groups)
     numbers = groups[list(SEED_COLUMNS)[2:]]
     percent = ["accuracy_mean", "accuracy_std", "accuracy_min", "accuracy_max"]
     numbers = numbers.assign(**{c: numbers[c] * 100 for c in percent})

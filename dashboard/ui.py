@@ -21,7 +21,7 @@ import streamlit as st
 
 from dashboard.charts import run_label
 from engines import store
-from engines.compare import seed_curves, seed_groups
+from engines.compare import seed_curves, seed_groups, settings_that_differ
 
 RUNS_PARAM = "runs"
 PICKED_KEY = "picked_runs"
@@ -163,25 +163,6 @@ def seed_history(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
             differ = ", ".join(f"{setting_label(c)} {v}" for c, v in row.items())
             labels[number] = f"{label} · {differ}"
     return curves.assign(label=curves["group"].map(dict(enumerate(labels))))
-
-
-SETTINGS_SHOWN_ELSEWHERE = ("framework", "arch", "seed", "notes")
-
-
-def settings_that_differ(runs: pd.DataFrame) -> pd.DataFrame:
-    """The spec columns (``spec_<field>``) whose values differ between runs (or seed groups)
-    of the same architecture, as W&B shows the config that sets runs apart. The image limits
-    read as the number of images the run used (``train_images``/``test_images``: 55,000 and
-    10,000 with the default split and no limit).
-    """
-    spec = runs.filter(like="spec_").assign(
-        spec_train_limit=runs["train_images"].astype("Int64"),
-        spec_test_limit=runs["test_images"].astype("Int64"),
-    )
-    shown = [f"spec_{name}" for name in SETTINGS_SHOWN_ELSEWHERE]
-    varied = spec.drop(columns=shown, errors="ignore").groupby(runs["arch"])
-    varied = varied.nunique(dropna=False).gt(1).any()
-    return spec[list(varied[varied].index)]
 
 
 def setting_label(column: str) -> str:

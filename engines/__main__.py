@@ -139,7 +139,13 @@ def build_parser() -> Parser:
     )
     add_spec_options(grid)
 
-    commands.add_parser("runs", help="list the runs in the store")
+    runs = commands.add_parser("runs", help="list the runs in the store")
+    runs.add_argument(
+        "--by-seed",
+        action="store_true",
+        help="one row per setting: the finished runs that differ only in seed, with the mean, "
+        "spread and range of their test accuracy",
+    )
     add_store_commands(commands)
 
     worker = commands.add_parser("worker", help="drain the job queue (started by the dashboard)")
@@ -385,6 +391,34 @@ def runs_table(runs: pd.DataFrame) -> str:
     return table.rename(columns={"run": "run".ljust(width)}).to_string(index=False)
 
 
+def seed_table(runs: pd.DataFrame) -> str:
+    """:func:`engines.compare.seed_groups` for a terminal, with the settings that differ."""
+    from engines.compare import seed_groups, settings_that_differ
+
+    groups = seed_groups(runs)
+    if groups.empty:
+        return "no finished runs to group"
+
+    def shown(column: str, form: str) -> pd.Series:
+        return groups[column].map(lambda value: "-" if pd.isna(value) else form.format(value))
+
+    settings = settings_that_differ(groups)
+    numbers = pd.DataFrame(
+        {
+            "runs": groups["runs"],
+            "seeds": groups["seeds"],
+            "mean": shown("accuracy_mean", "{:.2%}"),
+            "± std": shown("accuracy_std", "{:.2%}"),
+            "worst": shown("accuracy_min", "{:.2%}"),
+            "best": shown("accuracy_max", "{:.2%}"),
+            "s/epoch": shown("seconds_per_epoch", "{:.2f}"),
+        }
+    )
+    table = pd.concat([groups[["framework", "arch"]], settings, numbers], axis=1)
+    table.columns = [str(column).removeprefix("spec_") for column in table.columns]
+    return table.to_string(index=False)
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     from engines.store import load_runs
 
@@ -395,6 +429,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
             print(f"no runs in {root}")
         else:
             print(f"no runs in {root} ({'not a folder' if root.exists() else 'no such folder'})")
+    elif args.by_seed:
+        print(seed_table(runs))
     else:
         print(runs_table(runs))
     for name, reason in runs.attrs["skipped"]:

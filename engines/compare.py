@@ -22,6 +22,26 @@ def setting_columns(runs: pd.DataFrame) -> list[str]:
     return [*spec, "train_images", "test_images"]
 
 
+# Columns of their own in every table, so never among the settings that differ.
+SHOWN_ELSEWHERE = ("framework", "arch", "seed", "notes")
+
+
+def settings_that_differ(runs: pd.DataFrame) -> pd.DataFrame:
+    """The spec columns (``spec_<field>``) whose values differ between runs (or seed groups)
+    of the same architecture, as W&B shows the config that sets runs apart. The image limits
+    read as the number of images the run used (``train_images``/``test_images``: 55,000 and
+    10,000 with the default split and no limit).
+    """
+    spec = runs.filter(like="spec_").assign(
+        spec_train_limit=runs["train_images"].astype("Int64"),
+        spec_test_limit=runs["test_images"].astype("Int64"),
+    )
+    shown = [f"spec_{name}" for name in SHOWN_ELSEWHERE]
+    varied = spec.drop(columns=shown, errors="ignore").groupby(runs["arch"])
+    varied = varied.nunique(dropna=False).gt(1).any()
+    return spec[list(varied[varied].index)]
+
+
 def seed_groups(runs: pd.DataFrame) -> pd.DataFrame:
     """The done runs of ``runs`` (a :func:`engines.load_runs` table), one row per setting.
 

@@ -138,6 +138,28 @@ def test_runs_lists_the_store_with_readable_numbers(results_dir: Path) -> None:
     assert "NaN" not in result.stdout and "109770.0" not in result.stdout
 
 
+def test_runs_by_seed_gives_one_line_per_setting_with_its_mean_and_spread(
+    results_dir: Path,
+) -> None:
+    for seed, accuracy in [(1, 0.97), (2, 0.98), (3, 0.99)]:
+        done = store.create_run(RunSpec("torch", "dnn", seed=seed))
+        store.update_run(done, status="done", test_accuracy=accuracy, seconds_per_epoch=1.5)
+    other = store.create_run(RunSpec("torch", "dnn", lr=0.01))
+    store.update_run(other, status="done", test_accuracy=0.95)
+
+    result = run_cli("runs", "--by-seed")
+
+    assert result.returncode == 0, result.stderr
+    header, three_seeds, one_seed = result.stdout.splitlines()
+    assert header.split()[:4] == ["framework", "arch", "lr", "runs"]
+    assert three_seeds.split() == [
+        "torch", "dnn", "0.003", "3", "1,", "2,", "3",
+        "98.00%", "1.00%", "97.00%", "99.00%", "1.50",
+    ]  # fmt: skip
+    lr, runs, seeds = one_seed.split()[2:5]
+    assert (float(lr), runs, seeds) == (0.01, "1", "42") and "-" in one_seed.split()  # no std
+
+
 def test_runs_names_each_unreadable_folder_once_with_its_reason(results_dir: Path) -> None:
     (results_dir / "stray").mkdir()
 
