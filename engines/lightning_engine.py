@@ -107,7 +107,10 @@ class EpochStatsCollector(Callback):
     """Turns each epoch's logged metrics into an :class:`EpochStats` and reports it.
 
     ``on_train_epoch_end`` runs after that epoch's validation, so ``callback_metrics`` then
-    holds both the training and the validation means.
+    holds both the training and the validation means. An epoch's clock starts when
+    :class:`MnistData` begins building its training loader, if it did for this epoch (the
+    augmented images are built there, before ``on_train_epoch_start``), as the plain PyTorch
+    engine times them too.
     """
 
     def __init__(self, on_epoch: OnEpoch | None) -> None:
@@ -117,7 +120,8 @@ class EpochStatsCollector(Callback):
         self._lr = 0.0
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._started = time.perf_counter()
+        epoch, started = getattr(trainer.datamodule, "loader_started", (None, 0.0))
+        self._started = started if epoch == trainer.current_epoch + 1 else time.perf_counter()
         self._lr = current_lr(trainer.optimizers[0])  # schedulers step after the epoch
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -151,6 +155,7 @@ class MnistData(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         epoch = self.trainer.current_epoch + 1 if self.trainer else 1
+        self.loader_started = (epoch, time.perf_counter())  # part of the epoch's time
         images = epoch_images(self.data.x_train, self.spec, epoch)
         train_set = TrainingImages(images, self.data.y_train)
         # batch_size=None: the sampler yields index batches, so no per-sample fetch and collate.

@@ -11,6 +11,7 @@ Training runs here are tiny: the DNN on 300 images, a few epochs each.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,6 +172,24 @@ def test_the_same_seed_gives_the_same_run(framework: str, mnist: Mnist) -> None:
 @pytest.fixture(scope="module", params=FRAMEWORKS)
 def early_stopped(request: pytest.FixtureRequest, mnist: Mnist) -> TinyRun:
     return train_tiny(request.param, mnist, epochs=30, es_patience=2, scheduler="none")
+
+
+@pytest.mark.parametrize("framework", ["torch", "lightning"])
+def test_epoch_seconds_include_building_the_epochs_augmented_images(
+    framework: str, mnist: Mnist, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lightning builds them before its epoch hooks; a clock started there missed them."""
+    engine = import_engine(framework)
+    building = 0.5
+
+    def slow_epoch_images(images: np.ndarray, spec: RunSpec, epoch: int) -> np.ndarray:
+        time.sleep(building)
+        return images
+
+    monkeypatch.setattr(engine, "epoch_images", slow_epoch_images)
+    run = train_tiny(framework, mnist, epochs=3, augment_shift=1, es_patience=10)
+
+    assert [stats.epoch_seconds >= building for stats in run.result.history] == [True] * 3
 
 
 def test_on_epoch_reports_every_epoch_in_order(early_stopped: TinyRun) -> None:
