@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +32,18 @@ ADAM_EPSILON = 1e-7
 # Images per forward pass when validating, testing and predicting many images: bounds memory
 # (10k CNN activations at once take ~1 GB) and changes no result.
 EVAL_BATCH_SIZE = 1000
+
+
+def leaves_one_over(n: int, batch_size: int) -> bool:
+    """Whether batching ``n`` training images leaves a lone image at the end. Every engine
+    then trains it in the batch before (BatchNorm cannot learn from a batch of one: PyTorch
+    refuses it, Keras would quietly skew its running variance)."""
+    return n > batch_size and n % batch_size == 1
+
+
+def training_batch_count(n: int, batch_size: int) -> int:
+    """Batches in one training epoch of ``n`` images (see :func:`leaves_one_over`)."""
+    return n // batch_size if leaves_one_over(n, batch_size) else math.ceil(n / batch_size)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,15 @@ import tensorflow as tf  # noqa: E402  (Keras's backend here: input pipelines ar
 
 from engines import core, store  # noqa: E402
 from engines.augment import BuiltAhead, epoch_images  # noqa: E402
-from engines.core import EVAL_BATCH_SIZE, EpochStats, OnEpoch, RunResult, check_images  # noqa: E402
+from engines.core import (  # noqa: E402
+    EVAL_BATCH_SIZE,
+    EpochStats,
+    OnEpoch,
+    RunResult,
+    check_images,
+    leaves_one_over,
+    training_batch_count,
+)
 from engines.data import Split, normalize  # noqa: E402
 from engines.spec import RunSpec  # noqa: E402
 
@@ -173,23 +181,33 @@ def augmented_training_batches(
 
     epochs = tf.data.Dataset.range(n_epochs).map(load_epoch)
     batches = epochs.flat_map(
-        lambda x, y: tf.data.Dataset.from_tensor_slices((x, y)).batch(spec.batch_size)
+        lambda x, y: batched(tf.data.Dataset.from_tensor_slices((x, y)), len(images), spec)
     )
     # flat_map hides the length; stated, Keras knows where the last batch is.
-    n_batches = n_epochs * math.ceil(len(images) / spec.batch_size)
+    n_batches = n_epochs * training_batch_count(len(images), spec.batch_size)
     return batches.apply(tf.data.experimental.assert_cardinality(n_batches)).prefetch(1)
 
 
+def batched(epoch: tf.data.Dataset, n: int, spec: RunSpec) -> tf.data.Dataset:
+    """One epoch's ``n`` images in batches; a lone image left over joins the batch before
+    it, as in the PyTorch engines (:func:`engines.core.leaves_one_over`)."""
+    if not leaves_one_over(n, spec.batch_size):
+        return epoch.batch(spec.batch_size)
+    head = n - spec.batch_size - 1
+    return epoch.take(head).batch(spec.batch_size).concatenate(epoch.skip(head).batch(n - head))
+
+
 def training_data(spec: RunSpec, data: Split) -> dict:
-    """``fit`` arguments for the training images: plain arrays, or per-epoch augmented
-    images when the spec asks for augmentation.
+    """``fit`` arguments for the training images: plain arrays, or per-epoch images through
+    ``tf.data`` when the spec asks for augmentation or the images would leave a lone one in
+    a last batch (``fit`` on arrays would train that batch of one).
 
     With one training step per graph call the augmented images are one stream over all
     epochs. With several steps per call they come one epoch at a time: Keras runs whole
     calls, which on a stream take the next epoch's first batches into this epoch and leave
     the last one short.
     """
-    if not spec.augmented:
+    if not spec.augmented and not leaves_one_over(len(data.x_train), spec.batch_size):
         return {
             "x": to_model_input(data.x_train),
             "y": data.y_train,
@@ -201,7 +219,7 @@ def training_data(spec: RunSpec, data: Split) -> dict:
         one_epoch = augmented_training_batches(spec, data.x_train, data.y_train, n_epochs=1)
         return {"x": one_epoch, **shuffle}
     stream = augmented_training_batches(spec, data.x_train, data.y_train, spec.epochs)
-    steps_per_epoch = math.ceil(len(data.x_train) / spec.batch_size)
+    steps_per_epoch = training_batch_count(len(data.x_train), spec.batch_size)
     return {"x": stream, "steps_per_epoch": steps_per_epoch, **shuffle}
 
 

@@ -31,6 +31,8 @@ from engines.core import (
     OnEpoch,
     RunResult,
     check_images,
+    leaves_one_over,
+    training_batch_count,
 )
 from engines.data import MEAN, STD, Split, normalize
 from engines.spec import RunSpec
@@ -221,12 +223,11 @@ class ShuffledBatches(torch.utils.data.Sampler):
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
-        full, rest = divmod(self.n, self.batch_size)
-        return full + (rest > 1) if full else 1
+        return training_batch_count(self.n, self.batch_size)
 
     def __iter__(self):
         batches = list(torch.randperm(self.n, generator=self.generator).split(self.batch_size))
-        if len(batches) > 1 and len(batches[-1]) == 1:
+        if leaves_one_over(self.n, self.batch_size):
             batches[-2:] = [torch.cat(batches[-2:])]
         return iter(batches)
 

@@ -133,6 +133,25 @@ def test_torch_training_batches_hold_the_shared_normalised_pixels() -> None:
     assert len(train_set) == 8
 
 
+@pytest.mark.parametrize(("arch", "augment_shift"), [("dnn", 0), ("dnn", 1), ("cnn", 0)])
+def test_a_lone_image_left_over_joins_the_last_batch_in_keras_as_in_pytorch(
+    mnist: Mnist, arch: str, augment_shift: int
+) -> None:
+    """2,049 images in batches of 128 leave one over: a batch of one would skew Keras's
+    BatchNorm statistics at the end of every epoch, where PyTorch's never see one."""
+    spec = RunSpec("keras", arch, epochs=1, batch_size=128, train_limit=2049,
+                   augment_shift=augment_shift, augment_rotate=0)  # fmt: skip
+    data = split(mnist, val_size=500, seed=spec.seed, train_limit=spec.train_limit)
+    torch_engine = import_engine("torch")
+    keras_engine = import_engine("keras")
+
+    fit_data = keras_engine.training_data(spec, data)["x"]
+    keras_sizes = [len(labels) for _, labels in fit_data.as_numpy_iterator()]
+    torch_sizes = [len(batch) for batch in torch_engine.ShuffledBatches(2049, 128, spec.seed)]
+
+    assert keras_sizes == torch_sizes == [128] * 15 + [129]
+
+
 def test_lightning_trains_without_the_per_step_nvml_check_and_restores_it(mnist: Mnist) -> None:
     """Importing Lightning turns on torch's NVML-based CUDA check, which Adam then pays on
     every step (0.13 ms here). Training turns it off and puts Lightning's setting back."""
