@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import tempfile
 import time
@@ -210,7 +211,11 @@ def train(spec: RunSpec, data: Split, on_epoch: OnEpoch | None = None) -> RunRes
             dirpath=workdir, monitor="val_loss", mode="min", save_top_k=1, save_weights_only=True
         )
         stopping = EarlyStopping(
-            monitor="val_loss", patience=spec.es_patience, min_delta=spec.es_min_delta, mode="min"
+            monitor="val_loss",
+            patience=spec.es_patience,
+            min_delta=spec.es_min_delta,
+            mode="min",
+            check_finite=False,  # a NaN loss is an epoch without improvement, as elsewhere
         )
         trainer = L.Trainer(
             max_epochs=spec.epochs,
@@ -230,7 +235,7 @@ def train(spec: RunSpec, data: Split, on_epoch: OnEpoch | None = None) -> RunRes
         except SystemExit as err:
             # Lightning turns Ctrl+C into sys.exit(1); hand the interrupt back to the caller.
             raise KeyboardInterrupt from err
-        best_epoch = restore_best(module, checkpoint)
+        best_epoch = restore_best(module, checkpoint, collector.history)
 
     x_test, y_test = to_tensors(data.x_test, data.y_test)
     test_loss, test_accuracy, probabilities = evaluate_with_probabilities(
@@ -248,8 +253,16 @@ def train(spec: RunSpec, data: Split, on_epoch: OnEpoch | None = None) -> RunRes
     )
 
 
-def restore_best(module: DigitClassifier, checkpoint: ModelCheckpoint) -> int:
-    """Load the best checkpoint's weights into ``module``; returns its 1-based epoch."""
+def restore_best(
+    module: DigitClassifier, checkpoint: ModelCheckpoint, history: list[EpochStats]
+) -> int:
+    """Load the best checkpoint's weights into ``module``; returns its 1-based epoch.
+
+    With no finite validation loss at all there is no best epoch: the checkpoint would
+    hold epoch 1 (it ranks NaN as infinity), the other engines keep the last weights.
+    """
+    if not any(math.isfinite(stats.val_loss) for stats in history):
+        return len(history)
     saved = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
     module.load_state_dict(saved["state_dict"])
     return int(saved["epoch"]) + 1

@@ -10,6 +10,7 @@ Training runs here are tiny: the DNN on 300 images, a few epochs each.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass
@@ -209,6 +210,52 @@ def test_epoch_seconds_include_building_the_epochs_augmented_images(
     run = train_tiny(framework, mnist, epochs=3, augment_shift=1, es_patience=10)
 
     assert [stats.epoch_seconds >= building for stats in run.result.history] == [True] * 3
+
+
+def nan_validation_losses(framework: str, from_epoch: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the engine's validation loss NaN from ``from_epoch`` on (a diverged run)."""
+    engine = import_engine(framework)
+    if framework == "torch":
+        epochs = itertools.count(1)
+        evaluate = engine.evaluate
+
+        def evaluate_nan(model, x, y) -> tuple[float, float]:
+            loss, accuracy = evaluate(model, x, y)
+            return (math.nan if next(epochs) >= from_epoch else loss), accuracy
+
+        monkeypatch.setattr(engine, "evaluate", evaluate_nan)
+        return
+    from torch.nn import functional as F
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
+        if self.current_epoch + 1 >= from_epoch:
+            loss = loss * math.nan
+        accuracy = (logits.argmax(1) == y).float().mean()
+        metrics = {"val_loss": loss, "val_accuracy": accuracy}
+        self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=len(y))
+
+    monkeypatch.setattr(engine.DigitClassifier, "validation_step", validation_step)
+
+
+@pytest.mark.parametrize(
+    ("from_epoch", "best_and_stopped"),
+    [(1, (2, 2)), (3, (2, 4))],  # all NaN: no best epoch, so the last weights are kept
+)
+def test_a_nan_validation_loss_counts_as_an_epoch_without_improvement_in_both_torch_engines(
+    mnist: Mnist, monkeypatch: pytest.MonkeyPatch, from_epoch: int, best_and_stopped: tuple
+) -> None:
+    """Lightning's EarlyStopping stopped at the first NaN and its checkpoint kept epoch 1 of
+    an all-NaN run; plain PyTorch (and Keras) wait out the patience and keep the last weights."""
+    epochs = {}
+    for framework in ("torch", "lightning"):
+        nan_validation_losses(framework, from_epoch, monkeypatch)
+        run = train_tiny(framework, mnist, epochs=8, es_patience=2, scheduler="none")
+        epochs[framework] = (run.result.best_epoch, run.result.stopped_epoch)
+
+    assert epochs["torch"] == epochs["lightning"] == best_and_stopped
 
 
 def test_on_epoch_reports_every_epoch_in_order(early_stopped: TinyRun) -> None:
