@@ -55,6 +55,8 @@ MEMBER_PATTERN = re.compile(
     r"(?P<run_id>[^/]+)/(?P<file>" + "|".join(re.escape(name) for name in RUN_FILES) + ")"
 )
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
+# Said when a bundle no longer matches its manifest: unzipped and edited, trimmed, re-zipped.
+CHANGED = " (the bundle was changed after export: export it again from Digit Lab)"
 CHUNK = 2**20
 MSDOS_DIRECTORY = 0x10
 
@@ -90,6 +92,8 @@ def export_runs(run_dirs: list[Path]) -> bytes:
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise BundleError(f"run {duplicates[0]} is picked twice")
+    if (size := export_size(run_dirs)) > MAX_TOTAL_BYTES:
+        raise BundleError(too_large(size))
     files: dict[str, bytes] = {}
     for run_dir in run_dirs:
         files.update(_run_files(Path(run_dir)))
@@ -108,6 +112,24 @@ def export_runs(run_dirs: list[Path]) -> bytes:
         for name, data in files.items():
             zf.writestr(name, data)
     return buffer.getvalue()
+
+
+def export_size(run_dirs: list[Path]) -> int:
+    """Bytes of run files a bundle of ``run_dirs`` would hold (unpacked), without reading them."""
+    return sum(
+        (Path(run_dir) / name).stat().st_size
+        for run_dir in run_dirs
+        for name in RUN_FILES
+        if (Path(run_dir) / name).is_file()
+    )
+
+
+def too_large(size: int) -> str:
+    """Why a bundle of ``size`` bytes is not made: an import would refuse it."""
+    return (
+        f"{size / 2**20:.0f} MB of run files, more than one bundle may hold "
+        f"({MAX_TOTAL_BYTES / 2**20:.0f} MB): share fewer runs at a time"
+    )
 
 
 def export_problem(run_dir: Path) -> str | None:
@@ -200,7 +222,7 @@ def _open_zip(data: bytes) -> zipfile.ZipFile:
 
 # step 1: names, entry types, sizes and manifest, without writing anything
 def _check_contents(zf: zipfile.ZipFile) -> list[Member]:
-    infos = zf.infolist()
+    infos = [info for info in zf.infolist() if not _is_run_folder_entry(info)]
     names = [info.filename for info in infos]
     if len(names) != len(set(names)):
         raise BundleError("bundle has duplicate file entries")
@@ -210,11 +232,17 @@ def _check_contents(zf: zipfile.ZipFile) -> list[Member]:
         raise BundleError(f"bundle has too many files ({len(infos)})")
     for info in infos:
         _check_entry(info)
-    if sum(info.file_size for info in infos) > MAX_TOTAL_BYTES:
-        raise BundleError(f"bundle is too large (over {MAX_TOTAL_BYTES} bytes unpacked)")
+    if (size := sum(info.file_size for info in infos)) > MAX_TOTAL_BYTES:
+        raise BundleError(f"bundle is too large: {too_large(size)}")
     manifest = _read_manifest(zf)
     files = [info for info in infos if info.filename != MANIFEST]
     return _match_manifest(files, manifest)
+
+
+def _is_run_folder_entry(info: zipfile.ZipInfo) -> bool:
+    """A ``<run_id>/`` folder entry, which ``zip -r`` adds and export does not: it holds no
+    data and is never extracted, so it is passed over rather than refused."""
+    return info.is_dir() and info.file_size == 0 and valid_run_id(info.filename.rstrip("/"))
 
 
 def _check_entry(info: zipfile.ZipInfo) -> None:
@@ -260,12 +288,12 @@ def _match_manifest(files: list[zipfile.ZipInfo], manifest: dict[str, Any]) -> l
     """Every file listed with its size and checksum, every listed file present, runs agree."""
     listed = manifest["files"]
     if sorted(listed) != sorted(info.filename for info in files):
-        raise BundleError(f"files in bundle do not match {MANIFEST}")
+        raise BundleError(f"files in bundle do not match {MANIFEST}{CHANGED}")
     members = []
     for info in files:
         entry = listed[info.filename]
         if not isinstance(entry, dict) or entry.get("size") != info.file_size:
-            raise BundleError(f"size of {info.filename!r} does not match {MANIFEST}")
+            raise BundleError(f"size of {info.filename!r} does not match {MANIFEST}{CHANGED}")
         digest = entry.get("sha256")
         if not isinstance(digest, str) or not SHA256_PATTERN.fullmatch(digest):
             raise BundleError(f"{MANIFEST} has no valid sha256 for {info.filename!r}")
@@ -284,7 +312,7 @@ def _check_runs(members: list[Member], listed_runs: list[Any]) -> None:
     if len(files_by_run) > MAX_RUNS:
         raise BundleError(f"bundle holds too many runs ({len(files_by_run)} > {MAX_RUNS})")
     if sorted(files_by_run) != sorted(str(run_id) for run_id in listed_runs):
-        raise BundleError(f"runs in bundle do not match {MANIFEST}")
+        raise BundleError(f"runs in bundle do not match {MANIFEST}{CHANGED}")
     for run_id, file_names in files_by_run.items():
         if store.RUN_JSON not in file_names:
             raise BundleError(f"run {run_id} in bundle has no {store.RUN_JSON}")
@@ -328,7 +356,9 @@ def _stage(zf: zipfile.ZipFile, members: list[Member], staging: Path) -> None:
     for member in members:
         data = _read_limited(zf, member.info, size_limit(member.file_name))
         if sha256(data) != member.sha256:
-            raise BundleError(f"checksum mismatch for {member.info.filename!r}: file damaged")
+            raise BundleError(
+                f"checksum mismatch for {member.info.filename!r}: damaged or edited{CHANGED}"
+            )
         run_dir = staging / member.run_id
         run_dir.mkdir(exist_ok=True)
         (run_dir / member.file_name).write_bytes(data)

@@ -205,6 +205,25 @@ def test_export_refuses_an_unreadable_run(source: Path) -> None:
         export_runs([run])
 
 
+def test_export_refuses_runs_too_large_for_an_import_to_take(
+    source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dirs = [make_run(source), make_run(source, framework="keras")]
+    monkeypatch.setattr(bundle, "MAX_TOTAL_BYTES", bundle.export_size(run_dirs) - 1)
+    with pytest.raises(BundleError, match="more than one bundle may hold.*share fewer runs"):
+        export_runs(run_dirs)
+
+
+def test_the_dashboard_upload_limit_takes_the_largest_bundle_an_import_accepts() -> None:
+    """Streamlit's default (200 MB) refused a 202 MB bundle that export had written."""
+    import tomllib
+
+    from engines.data import PROJECT_ROOT
+
+    config = tomllib.loads((PROJECT_ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] * 2**20 >= bundle.MAX_TOTAL_BYTES
+
+
 def test_export_refuses_an_empty_pick(source: Path) -> None:
     with pytest.raises(BundleError, match="no runs"):
         export_runs([])
@@ -259,6 +278,38 @@ def test_unexpected_file_names_are_refused(
     run_id = next(iter(one_run_files)).split("/")[0]
     files = {**one_run_files, f"{run_id}/{extra}": b"surprise"}
     assert_refused(make_bundle(files), results_dir, "unexpected file")
+
+
+def test_a_bundle_unzipped_and_zipped_again_with_its_folder_entries_imports(
+    one_run_files: dict[str, bytes], results_dir: Path
+) -> None:
+    """``zip -r`` adds a ``<run_id>/`` entry per folder; they hold nothing to import."""
+    data = make_bundle(one_run_files)
+    run_id = next(iter(one_run_files)).split("/")[0]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(buffer, "w") as target:
+        target.mkdir(run_id)
+        for info in source.infolist():
+            target.writestr(info, source.read(info))
+
+    imported = import_runs(buffer.getvalue(), results_dir)
+
+    assert imported.new == [run_id]
+    assert sorted(p.name for p in (results_dir / run_id).iterdir()) == sorted(
+        name.split("/")[1] for name in one_run_files
+    )
+
+
+def test_a_bundle_edited_after_export_is_refused_with_what_to_do(
+    one_run_files: dict[str, bytes], results_dir: Path
+) -> None:
+    good = make_bundle(one_run_files)
+    manifest = json.loads(zipfile.ZipFile(io.BytesIO(good)).read(bundle.MANIFEST))
+    name = next(name for name in one_run_files if name.endswith("run.json"))
+    edited = json.loads(one_run_files[name])
+    edited["spec"]["notes"] = "a better note"
+    files = {**one_run_files, name: json.dumps(edited).encode()}
+    assert_refused(make_bundle(files, manifest), results_dir, "export it again from Digit Lab")
 
 
 def test_symlink_entries_are_refused(one_run_files: dict[str, bytes], results_dir: Path) -> None:
