@@ -75,7 +75,9 @@ def show_empty_store() -> None:
         f"{sidebar.QUICK_START['epochs']} epochs on {sidebar.QUICK_START['train_limit']:,} images"
     )
     if st.button(f"Quick start: train all six pairs briefly ({quick})", type="primary"):
-        sidebar.queue_jobs(sidebar.build_specs(FRAMEWORKS, ARCHS, sidebar.QUICK_START))
+        specs = sidebar.build_specs(FRAMEWORKS, ARCHS, sidebar.QUICK_START)
+        sidebar.queue_jobs(specs, "quick_start", inputs="")
+    ui.show_remembered("quick_start", inputs="")
 
 
 def filtered(runs: pd.DataFrame) -> pd.DataFrame:
@@ -170,6 +172,7 @@ else:
 st.caption(f"{len(shown)} of {len(runs)} runs · store: `{ui.results_root()}`")
 
 st.subheader("Compare")
+ui.warn_missing_picks(runs)  # a shared link naming runs this store does not have
 ui.run_picker(runs)
 st.page_link("pages/1_Curves.py", label="Curves and LR schedules", icon="📈")
 st.page_link("pages/2_Confusion.py", label="Confusion matrices and mistakes", icon="🔍")

@@ -15,14 +15,30 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.charts import run_label
-from dashboard.ui import FIELD_LABELS, cached_runs, results_root
+from dashboard.ui import (
+    FIELD_LABELS,
+    cached_runs,
+    forget_message,
+    remember_message,
+    results_root,
+    show_remembered,
+)
 from engines import jobs, store
-from engines.spec import ARCH_DEFAULTS, ARCHS, FRAMEWORKS, SCHEDULERS, RunSpec, over_seeds
+from engines.spec import (
+    ARCH_DEFAULTS,
+    ARCHS,
+    FRAMEWORKS,
+    MAX_LR,
+    SCHEDULERS,
+    RunSpec,
+    over_seeds,
+)
 
 HIGH_LR = 0.1  # the launcher warns above this (Adam's defaults here are 2e-3 and 3e-3)
 SUBMITTED_KEY = "submitted_runs"
 STATUSES_KEY = "job_statuses"
 FLASH_KEY = "flash"
+LAUNCH_MESSAGE = "launcher"  # remembered refusal of Start (see ui.remember_message)
 PROGRESS_SECONDS = 2
 QUICK_START = {"epochs": 2, "train_limit": 10_000}
 
@@ -47,18 +63,20 @@ def submit_jobs(specs: list[RunSpec]) -> list[Path]:
     return run_dirs
 
 
-def queue_jobs(specs: list[RunSpec]) -> None:
+def queue_jobs(specs: list[RunSpec], message_key: str, inputs: str) -> None:
     """Queue the specs and rerun the app, so the job list and the tables show them at once.
 
     A spec that a queued or running job already trains is skipped and named (a double click
     on Start must not train the same run twice); a store that cannot be written is reported.
+    Either message is remembered under ``message_key`` for these ``inputs``
+    (:func:`dashboard.ui.remember_message`).
     """
     root = results_root()
     try:
         twins = jobs.active_twins(specs, root)
         run_dirs = submit_jobs([spec for spec in specs if spec not in twins])
     except OSError as err:
-        st.error(f"Could not queue the jobs in {root}: {err}")
+        remember_message(message_key, inputs, f"Could not queue the jobs in {root}: {err}")
         return
     if twins:
         names = ", ".join(
@@ -70,9 +88,10 @@ def queue_jobs(specs: list[RunSpec]) -> None:
             "Change the seed (or another setting) to train another run."
         )
         if not run_dirs:
-            st.warning(skipped)
+            remember_message(message_key, inputs, skipped, kind="warning")
             return
         flash(skipped, error=True)
+    forget_message(message_key)
     flash(f"Queued {len(run_dirs)} job(s): progress in the sidebar.")
     st.rerun(scope="app")
 
@@ -150,7 +169,7 @@ def _launcher() -> None:
             placeholder=_defaults_hint("lr"),
         ),
     }
-    if settings["lr"] is not None and settings["lr"] > HIGH_LR:
+    if settings["lr"] is not None and HIGH_LR < settings["lr"] <= MAX_LR:  # above: refused
         st.warning(
             f"A learning rate of {settings['lr']:g} is far above the defaults "
             f"({_defaults_hint('lr')}): Adam will most likely diverge. Start anyway if that "
@@ -216,8 +235,10 @@ def _launcher() -> None:
         help="Stored with each run and shown on the leaderboard.",
         **keep,
     )
+    inputs = repr((frameworks, archs, settings, seeds))
     if st.button("Start training", type="primary", key="launch_start"):
-        _start(frameworks, archs, settings, seeds)
+        _start(frameworks, archs, settings, seeds, inputs)
+    show_remembered(LAUNCH_MESSAGE, inputs)
 
 
 def _scheduler_settings() -> dict[str, Any]:
@@ -241,13 +262,15 @@ def _scheduler_settings() -> dict[str, Any]:
     return values
 
 
-def _start(frameworks: list[str], archs: list[str], settings: dict[str, Any], seeds: int) -> None:
+def _start(
+    frameworks: list[str], archs: list[str], settings: dict[str, Any], seeds: int, inputs: str
+) -> None:
     try:
         specs = build_specs(frameworks, archs, settings, seeds)
     except ValueError as err:
-        st.error(f"Not started: {in_launcher_words(str(err))}")
+        remember_message(LAUNCH_MESSAGE, inputs, f"Not started: {in_launcher_words(str(err))}")
         return
-    queue_jobs(specs)
+    queue_jobs(specs, LAUNCH_MESSAGE, inputs)
 
 
 # --- live job progress -------------------------------------------------------------------

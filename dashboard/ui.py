@@ -47,6 +47,38 @@ FIELD_LABELS = {  # RunSpec field -> its label in the sidebar launcher
 MISSING = "–"  # shown in tables for a number a run does not have (yet)
 
 
+# --- messages that outlast a rerun -------------------------------------------------------
+MESSAGES_KEY = "remembered_messages"
+
+
+def remember_message(key: str, inputs: str, text: str, kind: str = "error") -> None:
+    """Keep a refusal ("Not started: …") for :func:`show_remembered`.
+
+    A message written during a page run vanishes with the next rerun, and the sidebar
+    reruns the page whenever a job changes status: a refusal could be gone within a second.
+    """
+    st.session_state.setdefault(MESSAGES_KEY, {})[key] = (inputs, kind, text)
+
+
+def forget_message(key: str) -> None:
+    st.session_state.get(MESSAGES_KEY, {}).pop(key, None)
+
+
+def show_remembered(key: str, inputs: str) -> None:
+    """The message remembered under ``key``, for as long as the inputs it was about (the
+    launcher's fields, an uploaded file) are unchanged; once they change it is dropped."""
+    messages = st.session_state.get(MESSAGES_KEY, {})
+    if key not in messages:
+        return
+    said_for, kind, text = messages[key]
+    if said_for != inputs:
+        del messages[key]
+    elif kind == "error":
+        st.error(text)
+    else:
+        st.warning(text)
+
+
 # --- reading the store (cached) ----------------------------------------------------------
 def cli_example() -> str:
     """A terminal command that trains into the store this dashboard shows (run from the
@@ -131,12 +163,15 @@ def labels_by_id(runs: pd.DataFrame) -> dict[str, str]:
 def history_of(runs: pd.DataFrame) -> pd.DataFrame:
     """The histories of ``runs`` stacked, with a ``label`` column.
 
-    Queued runs have no history yet and are left out quietly; other unreadable ones warned.
+    Runs before their first epoch have no history yet: left out quietly while queued or
+    running, named in a caption if they ended there; other unreadable ones are warned about.
     """
     frames = []
     for run in runs.to_dict("records"):
-        if run["status"] == "queued":
-            continue
+        if not (Path(run["run_dir"]) / store.HISTORY).exists() and run["status"] != "done":
+            if run["status"] in ("failed", "cancelled"):
+                st.caption(f"{run_label(run)}: {run['status']} before its first epoch: no curves")
+            continue  # a queued or running one has its curves from its first epoch on
         try:
             history = cached_history(run["run_dir"])
         except store.StoreError as err:  # its message starts with the folder: named once
@@ -286,11 +321,15 @@ def run_picker(
     key: str = "pick",
     placeholder: str = "none picked: pages show every finished run",
 ) -> None:
-    """A multiselect of every run in the store that reads and writes the picked runs."""
+    """A multiselect of every run in the store that reads and writes the picked runs.
+
+    It shows the picked runs this store has, every time: a run picked by a link before it
+    was imported appears once it is here, one deleted meanwhile goes.
+    """
     labels = labels_by_id(runs)
-    if key not in st.session_state:
-        st.session_state[key] = [i for i in picked_run_ids() if i in labels]
-    drop_gone_choices(key, labels)
+    here = [run_id for run_id in picked_run_ids() if run_id in labels]
+    if st.session_state.get(key) != here:
+        st.session_state[key] = here
 
     def changed() -> None:
         pick_runs(st.session_state[key])

@@ -35,7 +35,8 @@ class Cancelled(BaseException):
 
 
 class _StopRequests:
-    """SIGTERM (the dashboard's cancel) and SIGINT (Ctrl-C) during a training, remembered.
+    """SIGTERM (the dashboard's cancel), SIGINT (Ctrl-C) and SIGHUP (the terminal running
+    ``train`` was closed) during a training, remembered.
 
     Each raises in the training code, but a library may turn that into an error of its own
     (Keras has raised ``ValueError: None values not supported`` for a Ctrl-C mid-step): a
@@ -52,6 +53,10 @@ class _StopRequests:
     def interrupt(self, signum: int, frame: Any) -> None:
         self.reason = "cancelled during training (Ctrl-C)"
         raise KeyboardInterrupt
+
+    def hang_up(self, signum: int, frame: Any) -> None:
+        self.reason = "cancelled during training (its terminal was closed)"
+        raise Cancelled(self.reason)
 
 
 def library_versions(framework: str) -> dict[str, str]:
@@ -117,6 +122,7 @@ def execute(run_dir: Path, on_epoch: Callable[[EpochStats], None] | None = None)
     previous = {
         signal.SIGTERM: signal.signal(signal.SIGTERM, stop.terminate),
         signal.SIGINT: signal.signal(signal.SIGINT, stop.interrupt),
+        signal.SIGHUP: signal.signal(signal.SIGHUP, stop.hang_up),
     }
     rows: list[dict] = []
 

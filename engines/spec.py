@@ -60,6 +60,8 @@ _READING_STORED: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "reading_stored", default=False
 )
 
+MAX_LR = 10.0  # far beyond any useful Adam rate: a typo, not an experiment
+
 # What a run written before a field existed did: it trained without augmentation.
 FIELDS_ADDED_LATER: dict[str, Any] = {
     "augment_shift": 0,
@@ -113,7 +115,7 @@ class RunSpec:
         # Runs stored before that rule (Keras trained them) stay readable.
         smallest = 1 if _READING_STORED.get() else 2
         _check_int("batch_size", self.batch_size, low=smallest, high=MNIST_TRAIN_IMAGES)
-        _check_float("lr", self.lr, low=0.0, high=10.0, low_inclusive=False)
+        _check_float("lr", self.lr, low=0.0, high=MAX_LR, low_inclusive=False)
         _check_float("dropout", self.dropout, low=0.0, high=1.0, high_inclusive=False)
         _check_float("plateau_factor", self.plateau_factor, low=0.0, high=1.0, low_inclusive=False)
         _check_int("plateau_patience", self.plateau_patience, low=0, high=1000)

@@ -64,7 +64,8 @@ def test_sidebar_job_reaches_done_live_and_its_report_downloads(
         assert link == f"{url}/Curves?runs={run_id}"
         with page.expect_download() as download:
             page.get_by_role("button", name="Download report").click()
-        assert download.value.suggested_filename == "digitlab-report.html"
+        name = download.value.suggested_filename  # dated: two teammates' files differ
+        assert re.fullmatch(r"digitlab-report-\d{8}-\d{4}\.html", name), name
         report = tmp_path / "report.html"
         download.value.save_as(report)
 

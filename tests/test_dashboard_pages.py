@@ -290,6 +290,31 @@ def test_sidebar_refuses_invalid_settings_and_queues_nothing(
     assert engines.load_runs(results_dir).empty
 
 
+def test_a_refused_start_stays_on_screen_until_its_fields_change(
+    results_dir: Path, no_worker
+) -> None:
+    app = open_page("home")
+    app.sidebar.number_input(key="launch_train_limit").set_value(0)
+    press(app, app.sidebar.button(key="launch_start"))
+
+    rerun(app)  # the sidebar reruns the page whenever a job changes status
+    assert "Not started: Training images" in texts(app.sidebar.error)
+
+    app.sidebar.number_input(key="launch_train_limit").set_value(1000)
+    assert not rerun(app).sidebar.error  # said about other settings
+
+
+def test_the_launcher_warns_about_a_high_learning_rate_only_where_start_takes_it(
+    results_dir: Path, no_worker
+) -> None:
+    app = open_page("home")
+    app.sidebar.number_input(key="launch_lr").set_value(5.0)
+    assert "Start anyway" in texts(rerun(app).sidebar.warning)
+
+    app.sidebar.number_input(key="launch_lr").set_value(50.0)
+    assert "Start anyway" not in texts(rerun(app).sidebar.warning)
+
+
 def test_sidebar_refuses_to_start_without_a_framework(results_dir: Path, no_worker) -> None:
     app = open_page("home")
     app.sidebar.multiselect(key="launch_fw").set_value([])
@@ -472,6 +497,16 @@ def test_curves_grouped_by_seed_draw_each_settings_mean_inside_its_range(
     np.testing.assert_allclose(values(top["y"]), [0.92, 0.98])
     np.testing.assert_allclose(values(bottom["y"]), [0.90, 0.94])
     assert bottom["fill"] == "tonexty" and not bottom["showlegend"]
+
+
+def test_curves_name_a_run_that_ended_before_its_first_epoch(results_dir: Path) -> None:
+    cancelled = store.create_run(RunSpec("lightning", "cnn"), results_dir, status="queued")
+    store.update_run(cancelled, status="cancelled", error="cancelled")
+
+    app = open_page("curves", runs=[cancelled.name])
+
+    assert "cancelled before its first epoch: no curves" in texts(app.caption)
+    assert "history.parquet" not in texts(app.warning)
 
 
 def test_confusion_matrix_and_per_class_table_match_the_run_predictions(trained) -> None:
@@ -787,7 +822,7 @@ def test_cancel_of_a_job_running_on_another_machine_says_where_and_signals_nothi
 
 def test_imported_bundle_adds_its_runs_to_the_store(results_dir: Path, trained_store) -> None:
     run_dirs = store.iter_run_dirs(trained_store)[:2]
-    app = open_page("runs")
+    app = open_page("runs", runs=[d.name for d in run_dirs])  # a teammate's link, then import
     zipped = bundle.export_runs(run_dirs)
     app.file_uploader(key="bundle_file_0").upload("runs.zip", zipped, "application/zip")
     rerun(app)
@@ -799,6 +834,7 @@ def test_imported_bundle_adds_its_runs_to_the_store(results_dir: Path, trained_s
     assert set(app.dataframe[0].value["run_id"]) == imported
     assert "Imported 2 run(s)" in texts(app.toast)
     assert "bundle_import" not in button_keys(app)  # an empty uploader: no second import
+    assert set(app.multiselect(key="share_pick").value) == imported  # what the link shares
 
     # The same bundle again (from a teammate, say): nothing new, and the page says so.
     app.file_uploader(key="bundle_file_1").upload("runs.zip", zipped, "application/zip")
@@ -814,24 +850,36 @@ def test_a_bad_bundle_is_refused_with_a_message_and_nothing_written(results_dir:
     rerun(app)
 
     press(app, app.button(key="bundle_import"))
+    rerun(app)  # the sidebar reruns the page whenever a job changes status
 
-    assert "Bundle refused" in texts(app.error)
+    assert "Bundle refused" in texts(app.error)  # still there
     assert engines.load_runs(results_dir).empty
 
 
-def test_sharing_names_the_picked_runs_it_leaves_out_because_they_are_not_finished(
+def test_sharing_takes_failed_and_cancelled_runs_and_names_the_ones_still_queued(
     results_dir: Path, trained_store: Path
 ) -> None:
     (done,) = copy_runs(trained_store, results_dir, 1)
     cancelled = store.create_run(RunSpec("torch", "dnn"), results_dir, status="queued")
     store.update_run(cancelled, status="cancelled", error="cancelled")
+    queued = store.create_run(RunSpec("torch", "cnn"), results_dir, status="queued")
 
-    app = open_page("runs", runs=[done.name, cancelled.name])
+    app = open_page("runs", runs=[done.name, cancelled.name, queued.name])
 
-    left_out = f"(not finished): torch/dnn {cancelled.name[-6:]} (cancelled)"
+    left_out = f"(still queued or running): torch/cnn {queued.name[-6:]} (queued)"
     assert left_out in texts(app.caption)
     link = texts(app.code)
-    assert done.name in link and cancelled.name not in link
+    assert done.name in link and cancelled.name in link and queued.name not in link
+
+
+def test_home_names_the_linked_runs_this_store_does_not_have(results_dir: Path) -> None:
+    here = store.create_run(RunSpec("torch", "dnn"), results_dir, status="queued")
+    gone = "20990101-000000-torch-dnn-gone00"
+
+    app = open_page("home", runs=[gone, here.name])
+
+    assert f"Not in this store: {gone}" in texts(app.warning)
+    assert app.multiselect(key="pick").value == [here.name]
 
 
 @pytest.mark.parametrize("page", ["home", "runs"])

@@ -342,7 +342,7 @@ def test_a_run_failing_on_damaged_mnist_files_records_the_message_without_a_clas
     assert "MnistError" in run["traceback"]  # the full story stays in run.json
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_stop_signal_reworded_by_a_library_still_records_the_run_cancelled(
     signum: int, results_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,6 +1,7 @@
 """Runs: job status, cancel, delete, and sharing (link, HTML report, zip bundles)."""
 
 import sys
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 
@@ -19,6 +20,7 @@ st.title("Runs")
 
 CONFIRM_KEY = "confirm_delete"
 IMPORT_ROUND_KEY = "import_round"
+IMPORT_MESSAGE = "import"  # a refused bundle's message (see ui.remember_message)
 TABLE_COLUMNS = ["run_id", "framework", "arch", "status", "progress", "test_accuracy", "created_at"]
 
 
@@ -104,7 +106,8 @@ def confirm_delete(doomed: pd.DataFrame, labels: dict[str, str]) -> None:
         for run in doomed.itertuples()
     )
     st.warning(
-        f"Delete these {len(doomed)} run(s) and all their files? This cannot be undone.\n\n" + names
+        f"Delete {'this run' if len(doomed) == 1 else f'these {len(doomed)} runs'} and all "
+        "their files? This cannot be undone.\n\n" + names
     )
     yes, no = st.columns(2)
     if yes.button(f"Yes, delete {len(doomed)} run(s)", type="primary", key="delete_yes"):
@@ -134,12 +137,12 @@ def delete_runs(doomed: pd.DataFrame) -> None:
 def share_controls(runs: pd.DataFrame) -> None:
     ui.run_picker(runs, label="Runs to share", key="share_pick", placeholder="none picked")
     picked = ui.picked_runs(runs, default_status=None) if ui.picked_run_ids() else runs[:0]
-    finished = picked[picked["status"] == "done"]
-    unfinished = picked[picked["status"] != "done"]
+    active = picked["status"].isin(store.ACTIVE_STATUSES)
+    finished, unfinished = picked[~active], picked[active]  # failed and cancelled runs too
     if not unfinished.empty:
         labels = ui.labels_by_id(unfinished)
         left_out = ", ".join(f"{labels[r.run_id]} ({r.status})" for r in unfinished.itertuples())
-        st.caption(f"Left out of the link, report and bundle (not finished): {left_out}")
+        st.caption(f"Left out of the link, report and bundle (still queued or running): {left_out}")
     if finished.empty:
         st.caption("Pick finished runs to share them.")
     else:
@@ -149,7 +152,7 @@ def share_controls(runs: pd.DataFrame) -> None:
         left.download_button(
             "Download report",
             data=partial(report.build_report, run_dirs),
-            file_name="digitlab-report.html",
+            file_name=f"digitlab-report-{stamp()}.html",
             mime="text/html",
             key="report",
             help="One HTML file (viewable offline): leaderboard, curves, matrices, LR schedules.",
@@ -167,15 +170,22 @@ def export_controls(finished: pd.DataFrame, where: DeltaGenerator) -> None:
     if left_out:
         where.caption(f"Left out of the bundle: {', '.join(left_out)}")
     run_dirs = [Path(r.run_dir) for r in finished.itertuples() if not problems[r.run_id]]
-    if run_dirs:
+    if (size := bundle.export_size(run_dirs)) > bundle.MAX_TOTAL_BYTES:
+        where.warning(f"No bundle: {bundle.too_large(size)}.")
+    elif run_dirs:
         where.download_button(
             "Export bundle",
             data=partial(bundle.export_runs, run_dirs),
-            file_name="digitlab-runs.zip",
+            file_name=f"digitlab-runs-{stamp()}.zip",
             mime="application/zip",
             key="export",
             help="The picked runs as one zip, for Import bundle on another dashboard.",
         )
+
+
+def stamp() -> str:
+    """Date and time for a download's file name: two teammates' files do not collide."""
+    return datetime.now().strftime("%Y%m%d-%H%M")
 
 
 def show_link(finished: pd.DataFrame) -> None:
@@ -188,6 +198,10 @@ def show_link(finished: pd.DataFrame) -> None:
         "on a dashboard that has these runs"
     )
     st.code(curves + query, language=None)
+    st.caption(
+        "For a teammate's own dashboard: they import the bundle, then put their dashboard's "
+        "address in place of the part before `/Curves` (this one may be localhost)."
+    )
 
 
 def import_controls() -> None:
@@ -195,21 +209,28 @@ def import_controls() -> None:
     so the same bundle is not offered for a second import."""
     round_ = st.session_state.setdefault(IMPORT_ROUND_KEY, 0)
     uploaded = st.file_uploader("Import bundle", type=["zip"], key=f"bundle_file_{round_}")
+    upload = "" if uploaded is None else uploaded.file_id
     if uploaded is not None and st.button("Import", key="bundle_import"):
         try:
             imported = bundle.import_runs(uploaded.getvalue(), ui.results_root())
         except bundle.BundleError as err:
-            st.error(f"Bundle refused, nothing imported: {err}")
-            return
-        if imported.new:
-            sidebar.flash(f"Imported {len(imported.new)} run(s): {', '.join(imported.new)}")
-        if imported.already_here:
-            sidebar.flash(
-                f"Already here, unchanged (not imported again): {len(imported.already_here)} "
-                f"run(s): {', '.join(imported.already_here)}"
-            )
-        st.session_state[IMPORT_ROUND_KEY] = round_ + 1
-        st.rerun()
+            ui.remember_message(IMPORT_MESSAGE, upload, f"Bundle refused, nothing imported: {err}")
+        else:
+            imported_and_rerun(imported, round_)
+    ui.show_remembered(IMPORT_MESSAGE, upload)  # until another file is picked
+
+
+def imported_and_rerun(imported: bundle.Imported, round_: int) -> None:
+    """Say what the import did (after the rerun) and empty the uploader."""
+    if imported.new:
+        sidebar.flash(f"Imported {len(imported.new)} run(s): {', '.join(imported.new)}")
+    if imported.already_here:
+        sidebar.flash(
+            f"Already here, unchanged (not imported again): {len(imported.already_here)} "
+            f"run(s): {', '.join(imported.already_here)}"
+        )
+    st.session_state[IMPORT_ROUND_KEY] = round_ + 1
+    st.rerun()
 
 
 runs = ui.cached_runs()
