@@ -12,6 +12,7 @@ Pure Python (no Streamlit), so it can be called from the dashboard, a notebook o
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from plotly.offline import get_plotlyjs
 
 from dashboard import charts
 from engines import metrics, store
+from engines.compare import seed_groups, settings_that_differ
 from engines.spec import RunSpec
 
 TITLE = "Digit Lab report"
@@ -73,8 +75,11 @@ def build_report(run_dirs: list[Path]) -> str:
     runs.sort(key=_accuracy_rank)
     sections = [_header(len(runs))]
     if runs:
+        sections.append(_section("Leaderboard", leaderboard_table(runs)))
+        groups = seed_groups(store.table_of_runs(run.run_dir for run in runs))
+        if (groups["runs"] > 1).any():  # some settings were trained with several seeds
+            sections.append(_section("Runs that differ only in seed", seed_table(groups)))
         sections += [
-            _section("Leaderboard", leaderboard_table(runs)),
             _section("Training curves", _curves(runs)),
             _section("Learning-rate schedules", _lr_schedules(runs)),
             _section("Confusion matrices", _confusion_matrices(runs)),
@@ -154,6 +159,27 @@ def leaderboard_table(runs: list[ReportRun]) -> str:
     return _table(LEADERBOARD_HEADERS, rows, numeric={4, 5, 6, 7, 8, 9, 10, 11})
 
 
+SEED_NUMBERS = ["mean test accuracy", "± std (points)", "worst", "best", "median s / epoch"]
+
+
+def seed_table(groups: pd.DataFrame) -> str:
+    """:func:`engines.compare.seed_groups`' rows, with the settings that set them apart."""
+    settings = settings_that_differ(groups)
+    headers = ["framework", "arch", *(c.removeprefix("spec_") for c in settings.columns),
+               "runs", "seeds", *SEED_NUMBERS]  # fmt: skip
+    rows = []
+    for number, group in groups.iterrows():
+        std = group["accuracy_std"]
+        rows.append(
+            [group["framework"], group["arch"], *map(_cell, settings.loc[number]),
+             str(group["runs"]), group["seeds"], _percent(group["accuracy_mean"]),
+             MISSING if pd.isna(std) else f"{100 * std:.2f}", _percent(group["accuracy_min"]),
+             _percent(group["accuracy_max"]), _format(group["seconds_per_epoch"], ".2f", " s")]
+        )  # fmt: skip
+    numeric = {i for i, header in enumerate(headers) if header in ("runs", *SEED_NUMBERS)}
+    return _table(headers, rows, numeric=numeric)
+
+
 def spec_table(runs: list[ReportRun]) -> str:
     """One column per run, one row per spec field: differences are easy to spot."""
     specs = [run.spec for run in runs]
@@ -192,12 +218,17 @@ def _seconds(value: Any) -> str:
 
 def _format(value: Any, spec: str, unit: str = "") -> str:
     """``value`` formatted, or shown as it is when a hand-edited run.json has an odd type."""
-    if value is None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return MISSING
     try:
         return format(value, spec) + unit
     except (TypeError, ValueError):
         return str(value)
+
+
+def _cell(value: Any) -> str:
+    """A table value from pandas: missing (None, NaN, NA) as a dash."""
+    return MISSING if pd.isna(value) else str(value)
 
 
 def _text(value: Any) -> str:

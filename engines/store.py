@@ -394,8 +394,13 @@ def load_runs(results_dir: str | Path | None = None) -> pd.DataFrame:
     Unreadable folders are skipped and listed in ``frame.attrs["skipped"]`` as
     ``(folder name, reason)`` pairs.
     """
+    return table_of_runs(iter_run_dirs(results_dir))
+
+
+def table_of_runs(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
+    """:func:`load_runs`'s table for the given run folders only (the report's picked runs)."""
     rows, skipped = [], []
-    for run_dir in iter_run_dirs(results_dir):
+    for run_dir in map(Path, run_dirs):
         try:
             run = read_run(run_dir)
         except StoreError as err:

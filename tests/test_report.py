@@ -68,9 +68,11 @@ def check_page(page: str) -> PageChecker:
     return checker
 
 
-def make_run(root: Path, status: str = "done", notes: str = "") -> Path:
+def make_run(
+    root: Path, status: str = "done", notes: str = "", seed: int = 42, accuracy: float = 0.8765
+) -> Path:
     """A synthetic run (written with the store's functions) with 3 epochs of history."""
-    run_dir = store.create_run(RunSpec("keras", "cnn", epochs=3, notes=notes), root)
+    run_dir = store.create_run(RunSpec("keras", "cnn", epochs=3, notes=notes, seed=seed), root)
     run = store.read_run(run_dir)
     rows = [
         dict(epoch=e, train_loss=1 / e, train_accuracy=0.9, val_loss=1 / e, val_accuracy=0.9,
@@ -81,7 +83,7 @@ def make_run(root: Path, status: str = "done", notes: str = "") -> Path:
     if status == "done":
         labels = np.arange(40) % 10
         store.write_predictions(run_dir, labels, np.eye(10)[labels])
-        store.update_run(run_dir, status="done", test_accuracy=0.8765, test_loss=0.5)
+        store.update_run(run_dir, status="done", test_accuracy=accuracy, test_loss=0.5)
     else:
         store.update_run(run_dir, status=status, error="it broke")
     return run_dir
@@ -182,6 +184,18 @@ def test_a_run_without_predictions_gets_curves_but_no_confusion_matrix(tmp_path:
     assert failed.name in text and "failed" in text
     assert f"{failed.name}: no test_predictions.parquet (no confusion matrix)" in text
     assert page.count("Plotly.newPlot(") == 2 + 1 + 1  # one confusion matrix, for `done`
+
+
+def test_report_groups_runs_that_differ_only_in_seed_when_there_are_some(tmp_path: Path) -> None:
+    one_seed = build_report([make_run(tmp_path / "a", seed=1, accuracy=0.90)])
+    seeds = [make_run(tmp_path / "b", seed=s, accuracy=a) for s, a in [(1, 0.90), (2, 0.92)]]
+
+    page = build_report(seeds)
+
+    assert "Runs that differ only in seed" not in one_seed  # nothing to average
+    text = " ".join(check_page(page).text)
+    assert "Runs that differ only in seed" in text
+    assert "1, 2" in text and "91.00%" in text and "1.41" in text  # mean, std in points
 
 
 def test_text_from_the_store_is_escaped(tmp_path: Path) -> None:
