@@ -119,10 +119,15 @@ def execute(run_dir: Path, on_epoch: Callable[[EpochStats], None] | None = None)
         error=None,
     )
     stop = _StopRequests()
-    previous = {
-        signal.SIGTERM: signal.signal(signal.SIGTERM, stop.terminate),
-        signal.SIGINT: signal.signal(signal.SIGINT, stop.interrupt),
-        signal.SIGHUP: signal.signal(signal.SIGHUP, stop.hang_up),
+    handlers = {
+        signal.SIGTERM: stop.terminate,
+        signal.SIGINT: stop.interrupt,
+        signal.SIGHUP: stop.hang_up,
+    }
+    previous = {  # a signal the caller ignores (``nohup`` ignores SIGHUP) stays ignored
+        signum: signal.signal(signum, handler)
+        for signum, handler in handlers.items()
+        if signal.getsignal(signum) is not signal.SIG_IGN
     }
     rows: list[dict] = []
 

@@ -342,6 +342,32 @@ def test_a_run_failing_on_damaged_mnist_files_records_the_message_without_a_clas
     assert "MnistError" in run["traceback"]  # the full story stays in run.json
 
 
+def test_a_hang_up_ignored_by_nohup_stays_ignored_while_training(
+    results_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``nohup python -m engines train …`` must keep training after its terminal closes."""
+    seen = []
+
+    class HangUpEngine:
+        @staticmethod
+        def train(spec, data, on_epoch):
+            seen.append(signal.getsignal(signal.SIGHUP))
+            os.kill(os.getpid(), signal.SIGHUP)  # the terminal closes
+            raise ValueError("stopped here by the test")
+
+    monkeypatch.setattr(runner, "import_engine", lambda framework: HangUpEngine)
+    run_dir = store.create_run(RunSpec("torch", "dnn", epochs=1, train_limit=100))
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with pytest.raises(ValueError, match="stopped here by the test"):
+            runner.execute(run_dir)
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+    assert seen == [signal.SIG_IGN]
+    assert store.read_run(run_dir)["status"] == "failed"  # the test's error, not a cancel
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_stop_signal_reworded_by_a_library_still_records_the_run_cancelled(
     signum: int, results_dir: Path, monkeypatch: pytest.MonkeyPatch
