@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import sidebar, ui
-from engines.compare import seed_groups, settings_that_differ
+from engines.compare import seed_table, settings_that_differ
 from engines.spec import ARCHS, FRAMEWORKS
 from engines.store import LEADERBOARD_COLUMNS, STATUSES
 
@@ -110,14 +110,11 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     return ui.accuracy_in_percent(table)
 
 
-def seed_table(runs: pd.DataFrame) -> pd.DataFrame:
+def seed_groups_in_percent(runs: pd.DataFrame) -> pd.DataFrame:
     """The finished runs grouped by everything but the seed, accuracies in percent."""
-    groups = seed_groups(runs)
-    settings = settings_that_differ(groups)
-    numbers = groups[list(SEED_COLUMNS)[2:]]
+    table = seed_table(runs)
     percent = ["accuracy_mean", "accuracy_std", "accuracy_min", "accuracy_max"]
-    numbers = numbers.assign(**{c: numbers[c] * 100 for c in percent})
-    return pd.concat([groups[["framework", "arch"]], settings, numbers], axis=1)
+    return table.assign(**{column: table[column] * 100 for column in percent})
 
 
 def show_leaderboard(shown: pd.DataFrame) -> None:
@@ -134,7 +131,7 @@ def show_leaderboard(shown: pd.DataFrame) -> None:
 
 
 def show_seed_groups(shown: pd.DataFrame) -> None:
-    table = seed_table(shown)
+    table = seed_groups_in_percent(shown)
     if table.empty:
         st.info("No finished runs to group yet.")
         return
@@ -142,6 +139,7 @@ def show_seed_groups(shown: pd.DataFrame) -> None:
     st.dataframe(
         table,
         hide_index=True,
+        column_order=[c for c in table.columns if c not in ("distinct_seeds", "run_ids")],
         column_config=SEED_COLUMNS | settings,
         key="seed_groups",
         placeholder=ui.MISSING,

@@ -24,7 +24,7 @@ from plotly.offline import get_plotlyjs
 
 from dashboard import charts
 from engines import metrics, store
-from engines.compare import seed_groups, settings_that_differ
+from engines.compare import seed_table
 from engines.spec import RunSpec
 
 TITLE = "Digit Lab report"
@@ -76,9 +76,9 @@ def build_report(run_dirs: list[Path]) -> str:
     sections = [_header(len(runs))]
     if runs:
         sections.append(_section("Leaderboard", leaderboard_table(runs)))
-        groups = seed_groups(store.table_of_runs(run.run_dir for run in runs))
+        groups = seed_table(store.table_of_runs(run.run_dir for run in runs))
         if (groups["runs"] > 1).any():  # some settings were trained with several seeds
-            sections.append(_section("Runs that differ only in seed", seed_table(groups)))
+            sections.append(_section("Runs that differ only in seed", seed_group_table(groups)))
         sections += [
             _section("Training curves", _curves(runs)),
             _section("Learning-rate schedules", _lr_schedules(runs)),
@@ -162,16 +162,16 @@ def leaderboard_table(runs: list[ReportRun]) -> str:
 SEED_NUMBERS = ["mean test accuracy", "± std (points)", "worst", "best", "median s / epoch"]
 
 
-def seed_table(groups: pd.DataFrame) -> str:
-    """:func:`engines.compare.seed_groups`' rows, with the settings that set them apart."""
-    settings = settings_that_differ(groups)
-    headers = ["framework", "arch", *(c.removeprefix("spec_") for c in settings.columns),
+def seed_group_table(groups: pd.DataFrame) -> str:
+    """:func:`engines.compare.seed_table`'s rows as HTML."""
+    settings = [column for column in groups.columns if column.startswith("spec_")]
+    headers = ["framework", "arch", *(c.removeprefix("spec_") for c in settings),
                "runs", "seeds", *SEED_NUMBERS]  # fmt: skip
     rows = []
-    for number, group in groups.iterrows():
+    for _, group in groups.iterrows():
         std = group["accuracy_std"]
         rows.append(
-            [group["framework"], group["arch"], *map(_cell, settings.loc[number]),
+            [group["framework"], group["arch"], *(_cell(group[c]) for c in settings),
              str(group["runs"]), group["seeds"], _percent(group["accuracy_mean"]),
              MISSING if pd.isna(std) else f"{100 * std:.2f}", _percent(group["accuracy_min"]),
              _percent(group["accuracy_max"]), _format(group["seconds_per_epoch"], ".2f", " s")]

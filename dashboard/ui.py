@@ -21,7 +21,7 @@ import streamlit as st
 
 from dashboard.charts import run_label
 from engines import store
-from engines.compare import seed_curves, seed_groups, settings_that_differ
+from engines.compare import seed_curves, seed_table
 
 RUNS_PARAM = "runs"
 PICKED_KEY = "picked_runs"
@@ -183,21 +183,31 @@ def history_of(runs: pd.DataFrame) -> pd.DataFrame:
 
 def seed_history(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     """``history`` (of ``runs``) averaged per seed group, each group labelled like
-    ``torch/dnn · 3 seeds``, plus the settings that set it apart from a group of the same
-    pair when there is one."""
-    groups = seed_groups(runs)
-    curves = seed_curves(history, groups)
-    settings = settings_that_differ(groups)
-    labels = []
-    for _, group in groups.iterrows():
-        seeds = "1 seed" if group["runs"] == 1 else f"{group['runs']} seeds"
-        labels.append(f"{group['framework']}/{group['arch']} · {seeds}")
-    for number, label in enumerate(labels):
-        if labels.count(label) > 1:
-            row = settings.iloc[number]
-            differ = ", ".join(f"{setting_label(c)} {v}" for c, v in row.items())
-            labels[number] = f"{label} · {differ}"
-    return curves.assign(label=curves["group"].map(dict(enumerate(labels))))
+    ``torch/dnn · 3 seeds``: with the settings that set it apart when its pair has several
+    groups (``… · learning rate 0.01``), and the run count when it repeats a seed. A group
+    with a run whose loss is not a number is named: its mean is blank there."""
+    table = seed_table(runs)
+    curves = seed_curves(history, table)
+    settings = table.filter(like="spec_")
+    pairs = table["framework"] + "/" + table["arch"]
+    labels = {}
+    for number, group in table.iterrows():
+        seeds = group["distinct_seeds"]
+        count = f"{seeds} seed" + ("s" if seeds > 1 else "")
+        if group["runs"] > seeds:
+            count = f"{group['runs']} runs, {count}"
+        labels[number] = f"{pairs[number]} · {count}"
+        if (pairs == pairs[number]).sum() > 1:
+            differ = (f"{setting_label(c)} {v}" for c, v in settings.loc[number].items())
+            labels[number] += " · " + ", ".join(differ)
+    curves = curves.assign(label=curves["group"].map(labels))
+    diverged = curves.loc[curves[["train_loss", "val_loss"]].isna().any(axis=1), "label"]
+    if not diverged.empty:
+        st.caption(
+            "A run's loss was not a number (diverged?), so its setting's mean is blank there: "
+            + ", ".join(diverged.unique())
+        )
+    return curves
 
 
 def setting_label(column: str) -> str:

@@ -391,32 +391,26 @@ def runs_table(runs: pd.DataFrame) -> str:
     return table.rename(columns={"run": "run".ljust(width)}).to_string(index=False)
 
 
-def seed_table(runs: pd.DataFrame) -> str:
-    """:func:`engines.compare.seed_groups` for a terminal, with the settings that differ."""
-    from engines.compare import seed_groups, settings_that_differ
+def seed_table_text(runs: pd.DataFrame) -> str:
+    """:func:`engines.compare.seed_table` for a terminal."""
+    from engines.compare import SUMMARY, seed_table
 
-    groups = seed_groups(runs)
-    if groups.empty:
+    table = seed_table(runs)
+    if table.empty:
         return "no finished runs to group"
 
     def shown(column: str, form: str) -> pd.Series:
-        return groups[column].map(lambda value: "-" if pd.isna(value) else form.format(value))
+        return table[column].map(lambda value: "-" if pd.isna(value) else form.format(value))
 
-    settings = settings_that_differ(groups)
-    numbers = pd.DataFrame(
-        {
-            "runs": groups["runs"],
-            "seeds": groups["seeds"],
-            "mean": shown("accuracy_mean", "{:.2%}"),
-            "± std": shown("accuracy_std", "{:.2%}"),
-            "worst": shown("accuracy_min", "{:.2%}"),
-            "best": shown("accuracy_max", "{:.2%}"),
-            "s/epoch": shown("seconds_per_epoch", "{:.2f}"),
-        }
+    text = table.drop(columns=[*SUMMARY[2:], "distinct_seeds", "run_ids"]).assign(
+        mean=shown("accuracy_mean", "{:.2%}"),
+        **{"± std": shown("accuracy_std", "{:.2%}")},
+        worst=shown("accuracy_min", "{:.2%}"),
+        best=shown("accuracy_max", "{:.2%}"),
+        **{"s/epoch": shown("seconds_per_epoch", "{:.2f}")},
     )
-    table = pd.concat([groups[["framework", "arch"]], settings, numbers], axis=1)
-    table.columns = [str(column).removeprefix("spec_") for column in table.columns]
-    return table.to_string(index=False)
+    text.columns = [str(column).removeprefix("spec_") for column in text.columns]
+    return text.to_string(index=False)
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -430,7 +424,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         else:
             print(f"no runs in {root} ({'not a folder' if root.exists() else 'no such folder'})")
     elif args.by_seed:
-        print(seed_table(runs))
+        print(seed_table_text(runs))
     else:
         print(runs_table(runs))
     for name, reason in runs.attrs["skipped"]:

@@ -42,24 +42,42 @@ def settings_that_differ(runs: pd.DataFrame) -> pd.DataFrame:
     return spec[list(varied[varied].index)]
 
 
+# What a seed group's summary holds, in the order the tables show it.
+SUMMARY = ["runs", "seeds", "accuracy_mean", "accuracy_std", "accuracy_min", "accuracy_max",
+           "seconds_per_epoch"]  # fmt: skip
+
+
+def seed_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """:func:`seed_groups` as the dashboard, the report and the CLI show it: ``framework``,
+    ``arch``, the settings that differ between groups of one architecture
+    (:func:`settings_that_differ`), then :data:`SUMMARY`, with ``distinct_seeds`` and
+    ``run_ids`` last."""
+    groups = seed_groups(runs)
+    settings = settings_that_differ(groups)
+    extra = ["distinct_seeds", "run_ids"]
+    return pd.concat([groups[["framework", "arch"]], settings, groups[SUMMARY + extra]], axis=1)
+
+
 def seed_groups(runs: pd.DataFrame) -> pd.DataFrame:
     """The done runs of ``runs`` (a :func:`engines.load_runs` table), one row per setting.
 
     Columns: ``framework``, ``arch``, the setting columns (``spec_*`` and the image counts),
-    then ``runs``, ``seeds`` (sorted, as text), the test accuracy's ``accuracy_mean``,
+    then ``runs``, ``distinct_seeds`` (fewer than ``runs`` when a seed was trained twice,
+    whose spread is then partly run-to-run noise), ``seeds`` (sorted, as text), the test
+    accuracy's ``accuracy_mean``,
     ``accuracy_std`` (sample standard deviation; NaN for a single run), ``accuracy_min`` and
     ``accuracy_max``, the median ``seconds_per_epoch`` over the runs' medians, and
     ``run_ids``. Best mean accuracy first.
     """
     done = runs[runs["status"] == "done"]
     keys = setting_columns(runs)
-    columns = [*keys, "runs", "seeds", "accuracy_mean", "accuracy_std", "accuracy_min",
-               "accuracy_max", "seconds_per_epoch", "run_ids"]  # fmt: skip
+    columns = [*keys, "runs", "distinct_seeds", *SUMMARY[1:], "run_ids"]
     if done.empty:
         return pd.DataFrame(columns=["framework", "arch", *columns])
     groups = done.groupby(keys, dropna=False, sort=False)
     table = groups.agg(
         runs=("run_id", "size"),
+        distinct_seeds=("seed", "nunique"),
         seeds=("seed", lambda seeds: ", ".join(str(s) for s in sorted(seeds))),
         accuracy_mean=("test_accuracy", "mean"),
         accuracy_std=("test_accuracy", "std"),
@@ -81,14 +99,17 @@ def seed_curves(history: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:
 
     ``groups`` is a :func:`seed_groups` table. One row per group (``group``: its row number
     there) and epoch: each curve's mean over the group's runs that reached that epoch, its
-    range as ``<curve>_min`` and ``<curve>_max``, and ``runs``, how many runs reached it (a run
-    that stopped early drops out of the later epochs' means). Runs not in a group are left out.
+    range as ``<curve>_min`` and ``<curve>_max`` (NaN where a run's value is NaN), and
+    ``runs``, how many runs reached it (a run that stopped early drops out of the later epochs'
+    means). Runs not in a group are left out.
     """
     group_of = {run_id: number for number, ids in enumerate(groups["run_ids"]) for run_id in ids}
     grouped = history[history["run_id"].isin(group_of)]
     grouped = grouped.assign(group=grouped["run_id"].map(group_of))
     by_epoch = grouped.groupby(["group", "epoch"])
-    stats = by_epoch[list(CURVES)].agg(["mean", "min", "max"])
+    # A diverged run (NaN loss) makes its epochs' mean and range NaN too: skipping it would
+    # draw the group as if that seed had trained well.
+    stats = by_epoch[list(CURVES)].agg(["mean", "min", "max"], skipna=False)
     stats.columns = [
         curve if stat == "mean" else f"{curve}_{stat}" for curve, stat in stats.columns
     ]

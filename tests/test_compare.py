@@ -89,3 +89,29 @@ def test_seed_curves_average_each_epoch_over_the_runs_that_reached_it(results_di
     assert curves["val_accuracy_max"].tolist() == pytest.approx([0.92, 0.96, 0.95])
     assert curves["runs"].tolist() == [2, 2, 1]
     assert set(curves["framework"]) == {"torch"} and set(curves["arch"]) == {"dnn"}
+
+
+def test_a_diverged_run_leaves_its_groups_mean_and_range_blank_not_flattering(
+    results_dir: Path,
+) -> None:
+    for seed, val_loss in [(1, 0.2), (2, float("nan"))]:
+        run_dir = finished(RunSpec("torch", "dnn", seed=seed), 0.9)
+        row = {"epoch": 1, "train_loss": 0.1, "train_accuracy": 0.9, "val_loss": val_loss,
+               "val_accuracy": 0.9, "lr": 0.001, "epoch_seconds": 1.0}  # fmt: skip
+        store.write_history(run_dir, store.read_run(run_dir), [row])
+    runs = load_runs(results_dir)
+    history = pd.concat([store.read_history(d) for d in runs["run_dir"]], ignore_index=True)
+
+    (epoch,) = seed_curves(history, seed_groups(runs)).to_dict("records")
+
+    assert epoch["runs"] == 2 and epoch["val_accuracy"] == pytest.approx(0.9)
+    assert all(epoch[c] != epoch[c] for c in ("val_loss", "val_loss_min", "val_loss_max"))
+
+
+def test_a_seed_trained_twice_is_counted_once_among_the_distinct_seeds(results_dir: Path) -> None:
+    for seed in (4, 5, 5):
+        finished(RunSpec("torch", "dnn", seed=seed), 0.98)
+
+    (group,) = seed_groups(load_runs(results_dir)).to_dict("records")
+
+    assert (group["runs"], group["distinct_seeds"], group["seeds"]) == (3, 2, "4, 5, 5")

@@ -499,6 +499,26 @@ def test_curves_grouped_by_seed_draw_each_settings_mean_inside_its_range(
     assert bottom["fill"] == "tonexty" and not bottom["showlegend"]
 
 
+def test_grouped_curves_name_what_sets_apart_two_settings_of_one_pair(results_dir: Path) -> None:
+    for spec in (RunSpec("torch", "dnn", seed=1), RunSpec("torch", "dnn", seed=1),
+                 RunSpec("torch", "dnn", lr=0.01)):  # fmt: skip
+        run_dir = store.create_run(spec, results_dir)
+        run = store.update_run(run_dir, status="done", test_accuracy=0.9)
+        row = {"epoch": 1, "train_loss": 0.1, "train_accuracy": 0.9, "val_loss": 0.2,
+               "val_accuracy": 0.9, "lr": spec.lr, "epoch_seconds": 1.0}  # fmt: skip
+        store.write_history(run_dir, run, [row])
+    app = open_page("curves")
+
+    app.toggle(key="by_seed").set_value(True)
+    accuracy, _, _ = figures(rerun(app))
+
+    assert trace_names(accuracy) == {
+        "torch/dnn · 2 runs, 1 seed · learning rate 0.003",  # the same seed twice
+        "torch/dnn · 1 seed · learning rate 0.01",
+    }
+    assert not app.main.get("expander")  # no LR table of means no run used
+
+
 def test_curves_name_a_run_that_ended_before_its_first_epoch(results_dir: Path) -> None:
     cancelled = store.create_run(RunSpec("lightning", "cnn"), results_dir, status="queued")
     store.update_run(cancelled, status="cancelled", error="cancelled")

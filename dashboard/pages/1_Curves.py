@@ -64,6 +64,9 @@ for metric in charts.METRICS:
 
 st.subheader("Learning-rate schedule")
 st.plotly_chart(charts.lr_figure(history), key="lr")
+if by_seed:  # a mean of plateau schedules is a rate no run used: no exact values to list
+    st.caption("The mean learning rate per setting; ungroup the runs for each run's values.")
+    st.stop()
 with st.expander("Learning rate per epoch (table)"):
     table = history.pivot_table(index="epoch", columns="label", values="lr")
     exact = st.column_config.NumberColumn(format="%.4g")  # 0.00225, not 0.0023
