@@ -68,7 +68,7 @@ def queue_jobs(specs: list[RunSpec], message_key: str, inputs: str) -> None:
 
     A spec that a queued or running job already trains is skipped and named (a double click
     on Start must not train the same run twice); a store that cannot be written is reported.
-    Either message is remembered under ``message_key`` for these ``inputs``
+    A store error is remembered under ``message_key`` for these ``inputs``
     (:func:`dashboard.ui.remember_message`).
     """
     root = results_root()
@@ -87,12 +87,10 @@ def queue_jobs(specs: list[RunSpec], message_key: str, inputs: str) -> None:
             f"Not queued again, already queued or running with the same settings: {names}. "
             "Change the seed (or another setting) to train another run."
         )
-        if not run_dirs:
-            remember_message(message_key, inputs, skipped, kind="warning")
-            return
-        flash(skipped, error=True)
+        flash(skipped, error=True)  # a toast: true when said, even once those jobs end
     forget_message(message_key)
-    flash(f"Queued {len(run_dirs)} job(s): progress in the sidebar.")
+    if run_dirs:
+        flash(f"Queued {len(run_dirs)} job(s): progress in the sidebar.")
     st.rerun(scope="app")
 
 

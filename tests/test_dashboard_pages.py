@@ -261,9 +261,9 @@ def test_pressing_start_again_does_not_queue_the_same_job_twice(
     press(app, app.sidebar.button(key="launch_start"))  # a double click
 
     assert len(engines.load_runs(results_dir)) == 1
-    assert f"already queued or running with the same settings: {label(first)}" in texts(
-        app.sidebar.warning
-    )
+    toasts = texts(app.toast)  # stays until closed, and is not undone by the job ending
+    assert f"already queued or running with the same settings: {label(first)}" in toasts
+    assert "Queued 0 job(s)" not in toasts
     app.sidebar.number_input(key="launch_seed").set_value(7)
     press(app, app.sidebar.button(key="launch_start"))  # another seed is another run
     assert sorted(s.seed for s in queued_specs(results_dir)) == [7, 42]
