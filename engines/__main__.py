@@ -173,8 +173,7 @@ def add_store_commands(commands: argparse._SubParsersAction) -> None:
         "--output",
         "-o",
         type=Path,
-        default=Path("digitlab-runs.zip"),
-        help="zip file to write (default: digitlab-runs.zip)",
+        help="zip file to write (default: digitlab-runs-<date>-<time>.zip)",
     )
     imp = commands.add_parser("import", help="add the runs of a zip bundle to the store")
     imp.add_argument("bundle", type=Path, help="a zip written by export or the dashboard")
@@ -320,6 +319,8 @@ def cmd_grid(args: argparse.Namespace, parser: Parser) -> int:
     runs = runs[runs["run_id"].isin([run_dir.name for run_dir in run_dirs])]
     if not runs.empty:
         print("\n" + runs_table(runs.sort_values(["arch", "framework"])))
+        if args.seeds > 1:
+            print("\n" + seed_table_text(runs))
     finished = len(runs) == len(run_dirs) and bool((runs["status"] == "done").all())
     return 0 if finished else 1
 
@@ -329,7 +330,7 @@ def follow(run_dirs: list[Path], specs: list[RunSpec]) -> None:
     from engines.progress import EpochProgress
 
     for number, (run_dir, spec) in enumerate(zip(run_dirs, specs, strict=True), start=1):
-        print(f"\n[{number}/{len(run_dirs)}] {spec.label}", flush=True)
+        print(f"\n[{number}/{len(run_dirs)}] {spec.label} seed {spec.seed}", flush=True)
         shown = 0
         with EpochProgress(spec) as progress:
             while (run := _run_if_kept(run_dir)) is not None:
@@ -444,7 +445,8 @@ def find_run_dirs(run_ids: list[str], results_dir: str | None) -> list[Path]:
     folders = store.iter_run_dirs(results_dir)
     found = []
     for run_id in run_ids:
-        matches = [f for f in folders if f.name == run_id or f.name.endswith(f"-{run_id}")]
+        matches = [f for f in folders if f.name == run_id]  # a full id wins over endings
+        matches = matches or [f for f in folders if f.name.endswith(f"-{run_id}")]
         if len(matches) != 1:
             where = store.results_dir(results_dir)
             reason = "no run" if not matches else f"{len(matches)} runs"
@@ -455,33 +457,54 @@ def find_run_dirs(run_ids: list[str], results_dir: str | None) -> list[Path]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Named runs must all go in; with none named, every finished run that can goes in."""
+    """Named runs must all go in; with none named, every finished run that can goes in, as
+    many as one bundle may hold (the others are named)."""
     from engines import bundle
 
-    if args.output.exists():
-        print(f"error: {args.output} exists; remove it or give another --output", file=sys.stderr)
+    output = args.output or Path(f"digitlab-runs-{store.file_stamp()}.zip")
+    if output.exists():
+        print(f"error: {output} exists; remove it or give another --output", file=sys.stderr)
         return 1
-    run_dirs = find_run_dirs(args.run_ids, args.results_dir) if args.run_ids else None
-    candidates = run_dirs or store.iter_run_dirs(args.results_dir)
-    problems = {run_dir: bundle.export_problem(run_dir) for run_dir in candidates}
+    named = find_run_dirs(args.run_ids, args.results_dir) if args.run_ids else None
+    problems = {d: bundle.export_problem(d) for d in named or store.iter_run_dirs(args.results_dir)}
+    if named is None:
+        _leave_out_what_does_not_fit(problems)
     for run_dir, problem in problems.items():
         if problem:
             print(f"left out {run_dir.name}: {problem}", file=sys.stderr)
-    if run_dirs and any(problems.values()):
+    chosen = [run_dir for run_dir, problem in problems.items() if not problem]
+    if named and len(chosen) < len(named):
         print("error: nothing exported", file=sys.stderr)
         return 1
-    chosen = [run_dir for run_dir, problem in problems.items() if not problem]
+    if not chosen:
+        root = store.results_dir(args.results_dir)
+        print(f"error: no finished runs to export in {root}", file=sys.stderr)
+        return 1
     try:
         data = bundle.export_runs(chosen)
-        store.atomic_write(args.output, lambda tmp: Path(tmp).write_bytes(data))
+        store.atomic_write(output, lambda tmp: Path(tmp).write_bytes(data))
     except bundle.BundleError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except OSError as err:
-        print(f"error: cannot write {args.output} ({err.strerror or err})", file=sys.stderr)
+        print(f"error: cannot write {output} ({err.strerror or err})", file=sys.stderr)
         return 1
-    print(f"exported {len(chosen)} run(s) to {args.output} ({len(data) / 2**20:.1f} MiB)")
+    print(f"exported {len(chosen)} run(s) to {output} ({len(data) / 2**20:.1f} MiB)")
     return 0
+
+
+def _leave_out_what_does_not_fit(problems: dict[Path, str | None]) -> None:
+    """Give each exportable run that would take the bundle past its size limit a reason."""
+    from engines import bundle
+
+    room = bundle.MAX_TOTAL_BYTES
+    for run_dir, problem in problems.items():
+        if problem is None:
+            size = bundle.export_size([run_dir])
+            if size > room:
+                problems[run_dir] = "the bundle is full (export it by name into another)"
+            else:
+                room -= size
 
 
 def cmd_import(args: argparse.Namespace) -> int:

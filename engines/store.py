@@ -110,6 +110,11 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime(TIMESTAMP_FORMAT)
 
 
+def file_stamp() -> str:
+    """Local date and time for a file name (``20261128-0930``): two exports do not collide."""
+    return datetime.now().strftime("%Y%m%d-%H%M")
+
+
 def new_run_id(spec: RunSpec) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return f"{stamp}-{spec.framework}-{spec.arch}-{secrets.token_hex(3)}"

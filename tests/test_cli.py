@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -210,6 +211,52 @@ def test_export_of_a_named_unfinished_run_writes_nothing_and_says_why(
     assert result.returncode == 1
     assert f"left out {queued.name}: it is still queued" in result.stderr
     assert not bundle_path.exists()
+
+
+def test_export_of_a_store_without_finished_runs_says_so_in_its_own_words(
+    results_dir: Path, tmp_path: Path
+) -> None:
+    store.create_run(RunSpec("torch", "dnn"))  # queued
+    result = run_cli("export", "-o", str(tmp_path / "team.zip"))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: no finished runs to export in {results_dir}"
+    )
+
+
+def test_export_of_every_run_fills_one_bundle_and_names_the_runs_left_for_another(
+    trained_store: Path, tmp_path: Path
+) -> None:
+    from engines import bundle
+
+    run_dirs = store.iter_run_dirs(trained_store)
+    room = bundle.export_size(run_dirs[:2])  # a size limit that two of the runs fill
+    limit = f"import engines.bundle as b; b.MAX_TOTAL_BYTES = {room}"
+    result = subprocess.run(
+        [sys.executable, "-c", f"{limit}; from engines.__main__ import main; raise SystemExit("
+         f"main(['--results-dir', {str(trained_store)!r}, 'export', '-o', "
+         f"{str(tmp_path / 'team.zip')!r}]))"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert f"exported 2 run(s) to {tmp_path / 'team.zip'}" in result.stdout
+    left_out = [line for line in result.stderr.splitlines() if "the bundle is full" in line]
+    assert len(left_out) == len(run_dirs) - 2
+
+
+def test_cancel_takes_a_full_run_id_that_is_also_the_end_of_another(results_dir: Path) -> None:
+    queued = store.create_run(RunSpec("torch", "dnn"))
+    short = results_dir / queued.name.split("-", 2)[2]  # "torch-dnn-<hex>", as an import may name
+    shutil.copytree(queued, short)
+    run = store.read_run(queued)
+    store.write_json(short / store.RUN_JSON, {**run, "run_id": short.name})
+
+    result = run_cli("cancel", short.name)
+
+    assert result.returncode == 0, result.stderr
+    assert store.read_run(short)["status"] == "cancelled"
+    assert store.read_run(queued)["status"] == "queued"
 
 
 def test_export_never_overwrites_a_file(results_dir: Path, tmp_path: Path) -> None:

@@ -1,7 +1,6 @@
 """Runs: job status, cancel, delete, and sharing (link, HTML report, zip bundles)."""
 
 import sys
-from datetime import datetime
 from functools import partial
 from pathlib import Path
 
@@ -152,7 +151,7 @@ def share_controls(runs: pd.DataFrame) -> None:
         left.download_button(
             "Download report",
             data=partial(report.build_report, run_dirs),
-            file_name=f"digitlab-report-{stamp()}.html",
+            file_name=f"digitlab-report-{store.file_stamp()}.html",
             mime="text/html",
             key="report",
             help="One HTML file (viewable offline): leaderboard, curves, matrices, LR schedules.",
@@ -176,16 +175,11 @@ def export_controls(finished: pd.DataFrame, where: DeltaGenerator) -> None:
         where.download_button(
             "Export bundle",
             data=partial(bundle.export_runs, run_dirs),
-            file_name=f"digitlab-runs-{stamp()}.zip",
+            file_name=f"digitlab-runs-{store.file_stamp()}.zip",
             mime="application/zip",
             key="export",
             help="The picked runs as one zip, for Import bundle on another dashboard.",
         )
-
-
-def stamp() -> str:
-    """Date and time for a download's file name: two teammates' files do not collide."""
-    return datetime.now().strftime("%Y%m%d-%H%M")
 
 
 def show_link(finished: pd.DataFrame) -> None:
