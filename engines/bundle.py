@@ -227,6 +227,11 @@ def _check_contents(zf: zipfile.ZipFile) -> list[Member]:
     if len(names) != len(set(names)):
         raise BundleError("bundle has duplicate file entries")
     if MANIFEST not in names:
+        if any(name.endswith(f"/{MANIFEST}") for name in names):
+            raise BundleError(
+                f"{MANIFEST} is inside a folder: zip the bundle's files, not the folder holding "
+                "them (or export the runs again from Digit Lab)"
+            )
         raise BundleError(f"bundle has no {MANIFEST}: not a Digit Lab runs bundle")
     if len(infos) > 1 + MAX_RUNS * len(RUN_FILES):
         raise BundleError(f"bundle has too many files ({len(infos)})")

@@ -120,6 +120,13 @@ def import_torch_side_first() -> None:
             importlib.import_module(name)
 
 
+def short_error(err: BaseException, limit: int = 160) -> str:
+    """The error's type and first line, cut to ``limit`` characters (for a one-line message)."""
+    lines = str(err).strip().splitlines()
+    text = f"{type(err).__name__}: {lines[0] if lines else ''}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def load_predictor(run_dir: str | Path) -> Predictor:
     """A predictor for a finished run, whatever framework trained it.
 
@@ -134,6 +141,5 @@ def load_predictor(run_dir: str | Path) -> Predictor:
     try:
         return engine.load_predictor(run_dir)
     except Exception as err:
-        lines = str(err).strip().splitlines() or [""]
-        reason = f"{type(err).__name__}: {lines[0][:200]}"
+        reason = short_error(err)
         raise store.StoreError(f"{run_dir.name}: its model cannot be loaded ({reason})") from err

@@ -153,8 +153,9 @@ def to_model_input(images: np.ndarray) -> np.ndarray:
 def augmented_training_batches(
     spec: RunSpec, images: np.ndarray, labels: np.ndarray, n_epochs: int
 ) -> tf.data.Dataset:
-    """Training batches for an augmented spec: ``n_epochs`` epochs of them in one ``tf.data``
-    dataset (the number of epochs ``fit`` draws from it before iterating it afresh).
+    """Training batches built per epoch: ``n_epochs`` epochs of them in one ``tf.data``
+    dataset (the number of epochs ``fit`` draws from it before iterating it afresh). Used for
+    augmented specs, and for any whose images would leave a lone one in a last batch.
 
     Each epoch's images come from :func:`engines.augment.epoch_images` (the same images
     the other engines see), visited in a fresh seeded order. One Python call per epoch hands

@@ -300,6 +300,18 @@ def test_a_bundle_unzipped_and_zipped_again_with_its_folder_entries_imports(
     )
 
 
+def test_a_bundle_zipped_with_its_folder_says_to_zip_the_files_instead(
+    one_run_files: dict[str, bytes], results_dir: Path
+) -> None:
+    """``zip -r team.zip unzipped/`` puts every name one folder down."""
+    data = make_bundle(one_run_files)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(buffer, "w") as target:
+        for info in source.infolist():
+            target.writestr(f"unzipped/{info.filename}", source.read(info))
+    assert_refused(buffer.getvalue(), results_dir, "zip the bundle's files, not the folder")
+
+
 def test_a_bundle_edited_after_export_is_refused_with_what_to_do(
     one_run_files: dict[str, bytes], results_dir: Path
 ) -> None:

@@ -18,7 +18,7 @@ from PIL import Image
 
 import engines
 from dashboard import charts, sidebar, ui
-from engines import store
+from engines import core, store
 from engines.core import Predictor
 from engines.preprocess import BLANK, NoDigit, find_digit, load_image_file
 
@@ -140,25 +140,19 @@ def predict_all(models: pd.DataFrame, digit: np.ndarray) -> dict[str, np.ndarray
             with st.spinner(f"Loading {label}…"):
                 predictor = cached_predictor(run["run_dir"], model_stamp(run["run_dir"]))
         except Exception as err:
+            reason = core.short_error(err.__cause__ or err)  # the framework's own words
             st.warning(
                 f"{label}: its model file could not be loaded, so it may be damaged or "
-                f"incomplete; the other models still answer ({short_error(err.__cause__ or err)})"
+                f"incomplete; the other models still answer ({reason})"
             )
             continue
         try:
             probabilities = predictor.predict_proba(digit[np.newaxis])[0]
         except Exception as err:
-            st.warning(f"{label}: this model failed to predict ({short_error(err)})")
+            st.warning(f"{label}: this model failed to predict ({core.short_error(err)})")
             continue
         answers[label] = np.asarray(probabilities, dtype=np.float64)
     return answers
-
-
-def short_error(err: Exception, limit: int = 160) -> str:
-    """The error's type and first line, cut to ``limit`` characters."""
-    lines = str(err).strip().splitlines()
-    text = f"{type(err).__name__}: {lines[0] if lines else ''}"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # --- results ---------------------------------------------------------------------------------
