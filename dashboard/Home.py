@@ -43,6 +43,11 @@ COLUMNS = {
     "trainable_params": st.column_config.NumberColumn("parameters", format="localized"),
     "seed": st.column_config.NumberColumn("seed"),
     "created_at": st.column_config.DatetimeColumn("created (UTC)", format="YYYY-MM-DD HH:mm"),
+    "host": st.column_config.TextColumn(
+        "machine",
+        help="The machine that trained the run: its times compare with runs of the "
+        "same machine only.",
+    ),
 }
 
 SEED_COLUMNS = {
@@ -98,12 +103,15 @@ def filtered(runs: pd.DataFrame) -> pd.DataFrame:
 
 def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     """Best test accuracy first (in percent); unfinished runs at the bottom. After the
-    architecture come the settings that differ between runs of one architecture; the runs'
-    notes come last, when any run has some."""
+    architecture come the settings that differ between runs of one architecture; the machine
+    that trained each run when they are several, then the runs' notes, when any has some."""
     settings = settings_that_differ(runs)
     first, rest = LEADERBOARD_COLUMNS[:3], LEADERBOARD_COLUMNS[3:]
     notes = runs[["spec_notes"]] if runs["spec_notes"].astype(bool).any() else None
-    table = pd.concat([runs[first], settings, runs[rest], notes], axis=1)
+    # Runs trained on several machines (a teammate's, imported): whose is whose, and which
+    # times compare (seconds depend on the machine).
+    hosts = runs[["host"]] if runs["host"].dropna().nunique() > 1 else None
+    table = pd.concat([runs[first], settings, runs[rest], hosts, notes], axis=1)
     table = table.sort_values("test_accuracy", ascending=False, na_position="last", kind="stable")
     table = table.assign(created_at=pd.to_datetime(table["created_at"], utc=True))
     table.insert(0, "run", list(ui.labels_by_id(table).values()))  # the full id stays hidden

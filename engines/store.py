@@ -394,8 +394,9 @@ def load_runs(results_dir: str | Path | None = None) -> pd.DataFrame:
     """All runs as a table, newest first; one row per readable run.
 
     Columns: :data:`LEADERBOARD_COLUMNS`, then every spec field as ``spec_<name>``, then
-    ``train_images`` and ``test_images`` (what the run used, limits or not), ``error``,
-    ``progress``, ``queued_at`` (the order the worker takes jobs in) and ``run_dir``.
+    ``train_images`` and ``test_images`` (what the run used, limits or not), ``host`` (the
+    machine that trained it, once it started), ``error``, ``progress``, ``queued_at`` (the
+    order the worker takes jobs in) and ``run_dir``.
     Unreadable folders are skipped and listed in ``frame.attrs["skipped"]`` as
     ``(folder name, reason)`` pairs.
     """
@@ -414,7 +415,7 @@ def table_of_runs(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
         rows.append(_flatten(run, run_dir))
     spec_columns = [f"spec_{name}" for name in RunSpec("torch", "dnn").to_dict()]
     columns = [
-        *LEADERBOARD_COLUMNS, *spec_columns, "train_images", "test_images",
+        *LEADERBOARD_COLUMNS, *spec_columns, "train_images", "test_images", "host",
         "error", "progress", "queued_at", "run_dir",
     ]  # fmt: skip
     frame = pd.DataFrame(rows, columns=columns)
@@ -451,6 +452,7 @@ def _flatten(run: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     row["status"] = effective_status(run)
     row.update({f"spec_{k}": v for k, v in spec.items()})
     row.update(train_images=used.train_images, test_images=used.test_images)
+    row["host"] = run.get("host", {}).get("name")
     row["error"] = run.get("error")
     if row["status"] == "failed" and run["status"] == "running":
         row["error"] = "training process ended without finishing (killed?)"

@@ -376,6 +376,19 @@ def test_leaderboard_shows_notes_only_when_a_run_has_some(results_dir: Path) -> 
     assert table.columns[-1] == "spec_notes"  # after the numbers
 
 
+def test_leaderboard_names_the_machine_only_when_runs_come_from_several(
+    results_dir: Path,
+) -> None:
+    mine = store.create_run(RunSpec("torch", "dnn"), results_dir, host={"name": "my-laptop"})
+    assert "host" not in open_page("home").dataframe[0].value.columns  # one machine
+
+    theirs = store.create_run(RunSpec("torch", "cnn"), results_dir, host={"name": "lab-server"})
+    table = open_page("home").dataframe[0].value.set_index("run_id")
+
+    assert table.loc[mine.name, "host"] == "my-laptop"
+    assert table.loc[theirs.name, "host"] == "lab-server"
+
+
 def test_leaderboard_filters_by_framework_and_architecture(trained) -> None:
     app = open_page("home")
     app.multiselect(key="filter_framework").set_value(["keras"])
