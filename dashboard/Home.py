@@ -51,8 +51,8 @@ COLUMNS = {
 }
 
 SEED_COLUMNS = {
-    "framework": st.column_config.TextColumn("framework"),
-    "arch": st.column_config.TextColumn("arch"),
+    "framework": COLUMNS["framework"],
+    "arch": COLUMNS["arch"],
     "runs": st.column_config.NumberColumn("runs", help="finished runs with this setting"),
     "seeds": st.column_config.TextColumn("seeds"),
     "accuracy_mean": st.column_config.NumberColumn("mean test accuracy", format="%.2f %%"),
