@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import sidebar, ui
-from engines.compare import seed_table, settings_that_differ
+from engines.compare import seed_table, setting_name, settings_that_differ
 from engines.spec import ARCHS, FRAMEWORKS
 from engines.store import LEADERBOARD_COLUMNS, STATUSES
 
@@ -127,7 +127,7 @@ def seed_groups_in_percent(runs: pd.DataFrame) -> pd.DataFrame:
 
 def show_leaderboard(shown: pd.DataFrame) -> None:
     table = leaderboard(shown)
-    settings = {c: ui.setting_label(c) for c in table.columns if c.startswith("spec_")}
+    settings = {c: setting_name(c) for c in table.columns if c.startswith("spec_")}
     st.dataframe(
         table,
         hide_index=True,
@@ -143,7 +143,7 @@ def show_seed_groups(shown: pd.DataFrame) -> None:
     if table.empty:
         st.info("No finished runs to group yet.")
         return
-    settings = {c: ui.setting_label(c) for c in table.columns if c.startswith("spec_")}
+    settings = {c: setting_name(c) for c in table.columns if c.startswith("spec_")}
     st.dataframe(
         table,
         hide_index=True,

@@ -24,7 +24,7 @@ from plotly.offline import get_plotlyjs
 
 from dashboard import charts
 from engines import metrics, store
-from engines.compare import seed_table
+from engines.compare import seed_table, setting_name, setting_value
 from engines.spec import RunSpec
 
 TITLE = "Digit Lab report"
@@ -165,13 +165,13 @@ SEED_NUMBERS = ["mean test accuracy", "± std (points)", "worst", "best", "media
 def seed_group_table(groups: pd.DataFrame) -> str:
     """:func:`engines.compare.seed_table`'s rows as HTML."""
     settings = [column for column in groups.columns if column.startswith("spec_")]
-    headers = ["framework", "arch", *(c.removeprefix("spec_") for c in settings),
+    headers = ["framework", "arch", *map(setting_name, settings),
                "runs", "seeds", *SEED_NUMBERS]  # fmt: skip
     rows = []
     for _, group in groups.iterrows():
         std = group["accuracy_std"]
         rows.append(
-            [group["framework"], group["arch"], *(_cell(group[c]) for c in settings),
+            [group["framework"], group["arch"], *(setting_value(group[c]) for c in settings),
              str(group["runs"]), group["seeds"], _percent(group["accuracy_mean"]),
              MISSING if pd.isna(std) else f"{100 * std:.2f}", _percent(group["accuracy_min"]),
              _percent(group["accuracy_max"]), _format(group["seconds_per_epoch"], ".2f", " s")]
@@ -224,11 +224,6 @@ def _format(value: Any, spec: str, unit: str = "") -> str:
         return format(value, spec) + unit
     except (TypeError, ValueError):
         return str(value)
-
-
-def _cell(value: Any) -> str:
-    """A table value from pandas: missing (None, NaN, NA) as a dash."""
-    return MISSING if pd.isna(value) else str(value)
 
 
 def _text(value: Any) -> str:

@@ -16,7 +16,6 @@ import streamlit as st
 
 from dashboard.charts import run_label
 from dashboard.ui import (
-    FIELD_LABELS,
     cached_runs,
     forget_message,
     remember_message,
@@ -27,6 +26,7 @@ from engines import jobs, store
 from engines.spec import (
     ARCH_DEFAULTS,
     ARCHS,
+    FIELD_LABELS,
     FRAMEWORKS,
     MAX_LR,
     SCHEDULERS,

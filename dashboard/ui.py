@@ -21,29 +21,10 @@ import streamlit as st
 
 from dashboard.charts import run_label
 from engines import store
-from engines.compare import seed_curves, seed_table
+from engines.compare import seed_curves, seed_table, setting_name, setting_value
 
 RUNS_PARAM = "runs"
 PICKED_KEY = "picked_runs"
-FIELD_LABELS = {  # RunSpec field -> its label in the sidebar launcher
-    "epochs": "Max epochs",
-    "train_limit": "Training images",
-    "batch_size": "Batch size",
-    "lr": "Learning rate",
-    "es_patience": "Early-stopping patience",
-    "augment_shift": "Random shift (px)",
-    "augment_rotate": "Random rotation (degrees)",
-    "augment_zoom": "Random zoom (%)",
-    "label_smoothing": "Label smoothing",
-    "dropout": "Dropout",
-    "seed": "Seed",
-    "seeds": "Seeds per pair",  # not a RunSpec field: how many runs, one per seed
-    "plateau_factor": "Plateau factor",
-    "plateau_patience": "Plateau patience",
-    "step_size": "Step size (epochs)",
-    "step_gamma": "Step gamma",
-    "notes": "Notes",
-}
 MISSING = "–"  # shown in tables for a number a run does not have (yet)
 
 
@@ -197,8 +178,10 @@ def seed_history(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
         if group["runs"] > seeds:
             count = f"{group['runs']} runs, {count}"
         labels[number] = f"{pairs[number]} · {count}"
-        if (pairs == pairs[number]).sum() > 1:
-            differ = (f"{setting_label(c)} {v}" for c, v in settings.loc[number].items())
+        same_pair = settings[pairs == pairs[number]]
+        if len(same_pair) > 1:  # name only what tells this pair's groups apart
+            apart = [c for c in same_pair if same_pair[c].nunique(dropna=False) > 1]
+            differ = (f"{setting_name(c)} {setting_value(same_pair.at[number, c])}" for c in apart)
             labels[number] += " · " + ", ".join(differ)
     curves = curves.assign(label=curves["group"].map(labels))
     diverged = curves.loc[curves[["train_loss", "val_loss"]].isna().any(axis=1), "label"]
@@ -208,15 +191,6 @@ def seed_history(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
             + ", ".join(diverged.unique())
         )
     return curves
-
-
-def setting_label(column: str) -> str:
-    """``spec_train_limit`` -> "training images": the launcher's words where it has them,
-    lower-case like the other column names."""
-    field = column.removeprefix("spec_")
-    if field == "test_limit":
-        return "test images"
-    return FIELD_LABELS.get(field, field.replace("_", " ")).lower()
 
 
 def show_skipped(runs: pd.DataFrame) -> None:

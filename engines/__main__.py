@@ -394,7 +394,7 @@ def runs_table(runs: pd.DataFrame) -> str:
 
 def seed_table_text(runs: pd.DataFrame) -> str:
     """:func:`engines.compare.seed_table` for a terminal."""
-    from engines.compare import SUMMARY, seed_table
+    from engines.compare import SUMMARY, seed_table, setting_name, setting_value
 
     table = seed_table(runs)
     if table.empty:
@@ -410,7 +410,9 @@ def seed_table_text(runs: pd.DataFrame) -> str:
         best=shown("accuracy_max", "{:.2%}"),
         **{"s/epoch": shown("seconds_per_epoch", "{:.2f}")},
     )
-    text.columns = [str(column).removeprefix("spec_") for column in text.columns]
+    settings = [column for column in text.columns if column.startswith("spec_")]
+    text[settings] = text[settings].map(setting_value)
+    text = text.rename(columns={column: setting_name(column) for column in settings})
     return text.to_string(index=False)
 
 

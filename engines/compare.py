@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from engines.spec import FIELD_LABELS
+
 # Not part of a setting: the seed is what varies inside a group, notes are free text, and
 # the image limits are compared as the number of images used (train_images/test_images),
 # so "no limit" and "--train-limit 55000" are one setting.
@@ -20,6 +22,26 @@ def setting_columns(runs: pd.DataFrame) -> list[str]:
     """The columns of a :func:`engines.load_runs` table that together make a run's setting."""
     spec = [c for c in runs.columns if c.startswith("spec_") and c not in NOT_SETTINGS]
     return [*spec, "train_images", "test_images"]
+
+
+def setting_name(column: str) -> str:
+    """``spec_train_limit`` -> "training images": a setting column in the words the launcher
+    uses, lower-case like other column names (the limits hold image counts here)."""
+    field = column.removeprefix("spec_")
+    if field == "test_limit":
+        return "test images"
+    return FIELD_LABELS.get(field, field.replace("_", " ")).lower()
+
+
+def setting_value(value: object) -> str:
+    """A setting's value for a label or a text table: ``55,000`` not ``55000.0``, ``0.003``."""
+    if value is None or pd.isna(value):
+        return "–"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 # Columns of their own in every table, so never among the settings that differ.

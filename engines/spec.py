@@ -60,6 +60,28 @@ _READING_STORED: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "reading_stored", default=False
 )
 
+# RunSpec field -> its words for people: the dashboard launcher's labels, and (in lower
+# case) the column names of comparison tables everywhere.
+FIELD_LABELS = {
+    "epochs": "Max epochs",
+    "train_limit": "Training images",
+    "batch_size": "Batch size",
+    "lr": "Learning rate",
+    "es_patience": "Early-stopping patience",
+    "augment_shift": "Random shift (px)",
+    "augment_rotate": "Random rotation (degrees)",
+    "augment_zoom": "Random zoom (%)",
+    "label_smoothing": "Label smoothing",
+    "dropout": "Dropout",
+    "seed": "Seed",
+    "seeds": "Seeds per pair",  # not a RunSpec field: how many runs, one per seed
+    "plateau_factor": "Plateau factor",
+    "plateau_patience": "Plateau patience",
+    "step_size": "Step size (epochs)",
+    "step_gamma": "Step gamma",
+    "notes": "Notes",
+}
+
 MAX_LR = 10.0  # far beyond any useful Adam rate: a typo, not an experiment
 
 # What a run written before a field existed did: it trained without augmentation.

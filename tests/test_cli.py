@@ -152,7 +152,7 @@ def test_runs_by_seed_gives_one_line_per_setting_with_its_mean_and_spread(
 
     assert result.returncode == 0, result.stderr
     header, three_seeds, one_seed = result.stdout.splitlines()
-    assert header.split()[:4] == ["framework", "arch", "lr", "runs"]
+    assert header.split()[:5] == ["framework", "arch", "learning", "rate", "runs"]
     assert three_seeds.split() == [
         "torch", "dnn", "0.003", "3", "1,", "2,", "3",
         "98.00%", "1.00%", "97.00%", "99.00%", "1.50",

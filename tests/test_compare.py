@@ -115,3 +115,14 @@ def test_a_seed_trained_twice_is_counted_once_among_the_distinct_seeds(results_d
     (group,) = seed_groups(load_runs(results_dir)).to_dict("records")
 
     assert (group["runs"], group["distinct_seeds"], group["seeds"]) == (3, 2, "4, 5, 5")
+
+
+def test_setting_values_read_as_people_write_them() -> None:
+    from engines.compare import setting_name, setting_value
+
+    assert [setting_value(v) for v in (55000.0, 20, 0.003, 0.5, None, float("nan"), "cosine")] == [
+        "55,000", "20", "0.003", "0.5", "–", "–", "cosine",
+    ]  # fmt: skip
+    assert setting_name("spec_train_limit") == "training images"
+    assert setting_name("spec_test_limit") == "test images"
+    assert setting_name("spec_lr") == "learning rate"

@@ -529,6 +529,7 @@ def test_grouped_curves_name_what_sets_apart_two_settings_of_one_pair(results_di
         "torch/dnn · 2 runs, 1 seed · learning rate 0.003",  # the same seed twice
         "torch/dnn · 1 seed · learning rate 0.01",
     }
+    assert accuracy["layout"]["legend"]["title"]["text"] == "setting (mean of its runs)"
     assert not app.main.get("expander")  # no LR table of means no run used
 
 

@@ -58,12 +58,13 @@ st.caption(
     f"Colour = framework (one shade per {'setting' if by_seed else 'run'}), solid = DNN, "
     f"dashed = CNN; hover a point for the {'mean' if by_seed else 'run and value'}."
 )
+legend = {"legend_title_text": "setting (mean of its runs)"} if by_seed else {}
 for metric in charts.METRICS:
     figure = charts.curves_figure(history, metric, x=x, log_y=log_loss and metric == "loss")
-    st.plotly_chart(figure, key=f"curves_{metric}")
+    st.plotly_chart(figure.update_layout(**legend), key=f"curves_{metric}")
 
 st.subheader("Learning-rate schedule")
-st.plotly_chart(charts.lr_figure(history), key="lr")
+st.plotly_chart(charts.lr_figure(history).update_layout(**legend), key="lr")
 if by_seed:  # a mean of plateau schedules is a rate no run used: no exact values to list
     st.caption("The mean learning rate per setting; ungroup the runs for each run's values.")
     st.stop()
