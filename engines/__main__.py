@@ -173,7 +173,7 @@ def add_store_commands(commands: argparse._SubParsersAction) -> None:
         "--output",
         "-o",
         type=Path,
-        help="zip file to write (default: digitlab-runs-<date>-<time>.zip)",
+        help="zip file to write (default: digitlab-runs-<date>-<time>.zip, to the second)",
     )
     imp = commands.add_parser("import", help="add the runs of a zip bundle to the store")
     imp.add_argument("bundle", type=Path, help="a zip written by export or the dashboard")
@@ -521,7 +521,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     except bundle.BundleError as err:
         print(f"error: {args.bundle}: {err}; nothing imported", file=sys.stderr)
         return 1
-    print(f"imported {len(imported.new)} run(s): {', '.join(imported.new) or '-'}")
+    if imported.new:
+        print(f"imported {len(imported.new)} run(s): {', '.join(imported.new)}")
+    else:
+        print("nothing new to import")
     if imported.already_here:
         print(f"already here, unchanged: {', '.join(imported.already_here)}")
     return 0
@@ -578,6 +581,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # the commands record what an interrupt leaves; no traceback
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # ``runs | head``: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 0
 
 
 def run_command(args: argparse.Namespace) -> int:

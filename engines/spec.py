@@ -151,7 +151,7 @@ class RunSpec:
         _check_float(
             "label_smoothing", self.label_smoothing, low=0.0, high=1.0, high_inclusive=False
         )
-        _check_int("seed", self.seed, low=0, high=2**31 - 1)
+        _check_int("seed", self.seed, low=0, high=MAX_SEED)
         _check_int("val_size", self.val_size, low=1, high=MNIST_TRAIN_IMAGES - 1)
         if self.train_limit is not None:  # what the validation images leave
             high = MNIST_TRAIN_IMAGES - self.val_size
@@ -228,6 +228,7 @@ class RunSpec:
 
 
 MAX_SEEDS = 10
+MAX_SEED = 2**31 - 1
 
 
 def over_seeds(specs: Iterable[RunSpec], seeds: int) -> list[RunSpec]:
@@ -235,6 +236,11 @@ def over_seeds(specs: Iterable[RunSpec], seeds: int) -> list[RunSpec]:
     seed: the repeats a mean and spread need, with each pair's first run trained first."""
     _check_int("seeds", seeds, low=1, high=MAX_SEEDS)
     specs = list(specs)
+    if specs and (last := max(spec.seed for spec in specs) + seeds - 1) > MAX_SEED:
+        raise ValueError(
+            f"seeds: {seeds} seeds from the seed given would end at {last}, above the largest "
+            f"seed ({MAX_SEED}); start from a smaller seed"
+        )
     return [spec.replace(seed=spec.seed + k) for k in range(seeds) for spec in specs]
 
 

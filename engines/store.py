@@ -111,8 +111,8 @@ def now_iso() -> str:
 
 
 def file_stamp() -> str:
-    """Local date and time for a file name (``20261128-0930``): two exports do not collide."""
-    return datetime.now().strftime("%Y%m%d-%H%M")
+    """Local date and time for a file name (``20261128-093015``): exports do not collide."""
+    return datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
 def new_run_id(spec: RunSpec) -> str:

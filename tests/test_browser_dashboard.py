@@ -65,7 +65,7 @@ def test_sidebar_job_reaches_done_live_and_its_report_downloads(
         with page.expect_download() as download:
             page.get_by_role("button", name="Download report").click()
         name = download.value.suggested_filename  # dated: two teammates' files differ
-        assert re.fullmatch(r"digitlab-report-\d{8}-\d{4}\.html", name), name
+        assert re.fullmatch(r"digitlab-report-\d{8}-\d{6}\.html", name), name
         report = tmp_path / "report.html"
         download.value.save_as(report)
 

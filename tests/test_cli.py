@@ -55,6 +55,7 @@ def test_train_reads_a_spec_file(results_dir: Path, tmp_path: Path) -> None:
         (["grid", "--arch", "rnn"], "invalid choice: 'rnn'"),
         (["grid", "--batch-size", "0"], "batch_size: must be between"),
         (["grid", "--seeds", "11"], "seeds: must be between 1 and 10"),
+        (["grid", "--seed", "2147483647", "--seeds", "2"], "would end at 2147483648, above"),
         (["fly"], "invalid choice: 'fly'"),
         (["train", "--run-dir", "/nonexistent-run"], "--run-dir: "),
         (["worker", "--max-parallel", "0"], "must be at least 1"),
@@ -159,6 +160,19 @@ def test_runs_by_seed_gives_one_line_per_setting_with_its_mean_and_spread(
     ]  # fmt: skip
     lr, runs, seeds = one_seed.split()[2:5]
     assert (float(lr), runs, seeds) == (0.01, "1", "42") and "-" in one_seed.split()  # no std
+
+
+def test_runs_piped_into_a_reader_that_stops_early_ends_quietly(results_dir: Path) -> None:
+    store.create_run(RunSpec("torch", "dnn"))
+    runs = subprocess.Popen(
+        [sys.executable, "-m", "engines", "runs"], cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    runs.stdout.close()  # like ``runs | true``: gone before the table is written
+
+    stderr = runs.stderr.read()
+    assert runs.wait(timeout=120) == 0
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
 
 
 def test_runs_names_each_unreadable_folder_once_with_its_reason(results_dir: Path) -> None:
