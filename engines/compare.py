@@ -18,6 +18,24 @@ from engines.spec import FIELD_LABELS
 NOT_SETTINGS = ("spec_seed", "spec_notes", "spec_train_limit", "spec_test_limit")
 
 
+# Settings that only their scheduler reads: a run with another scheduler did not use them.
+SCHEDULER_SETTINGS = {
+    "plateau": ("spec_plateau_factor", "spec_plateau_patience"),
+    "step": ("spec_step_size", "spec_step_gamma"),
+}
+
+
+def without_unused_settings(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with each scheduler's own settings blanked (NA) where another scheduler ran,
+    so that, say, two cosine runs differing only in ``plateau_factor`` are one setting."""
+    runs = runs.copy()
+    for scheduler, columns in SCHEDULER_SETTINGS.items():
+        unused = runs["spec_scheduler"] != scheduler
+        for column in columns:
+            runs[column] = runs[column].astype(object).where(~unused, None)
+    return runs
+
+
 def setting_columns(runs: pd.DataFrame) -> list[str]:
     """The columns of a :func:`engines.load_runs` table that together make a run's setting."""
     spec = [c for c in runs.columns if c.startswith("spec_") and c not in NOT_SETTINGS]
@@ -52,11 +70,16 @@ def settings_that_differ(runs: pd.DataFrame) -> pd.DataFrame:
     """The spec columns (``spec_<field>``) whose values differ between runs (or seed groups)
     of the same architecture, as W&B shows the config that sets runs apart. The image limits
     read as the number of images the run used (``train_images``/``test_images``: 55,000 and
-    10,000 with the default split and no limit).
+    10,000 with the default split and no limit); a scheduler's own settings are blank where
+    another scheduler ran (:func:`without_unused_settings`).
     """
-    spec = runs.filter(like="spec_").assign(
-        spec_train_limit=runs["train_images"].astype("Int64"),
-        spec_test_limit=runs["test_images"].astype("Int64"),
+    spec = (
+        without_unused_settings(runs)
+        .filter(like="spec_")
+        .assign(
+            spec_train_limit=runs["train_images"].astype("Int64"),
+            spec_test_limit=runs["test_images"].astype("Int64"),
+        )
     )
     shown = [f"spec_{name}" for name in SHOWN_ELSEWHERE]
     varied = spec.drop(columns=shown, errors="ignore").groupby(runs["arch"])
@@ -91,7 +114,7 @@ def seed_groups(runs: pd.DataFrame) -> pd.DataFrame:
     ``accuracy_max``, the median ``seconds_per_epoch`` over the runs' medians, and
     ``run_ids``. Best mean accuracy first.
     """
-    done = runs[runs["status"] == "done"]
+    done = without_unused_settings(runs[runs["status"] == "done"])
     keys = setting_columns(runs)
     columns = [*keys, "runs", "distinct_seeds", *SUMMARY[1:], "run_ids"]
     if done.empty:

@@ -126,3 +126,15 @@ def test_setting_values_read_as_people_write_them() -> None:
     assert setting_name("spec_train_limit") == "training images"
     assert setting_name("spec_test_limit") == "test images"
     assert setting_name("spec_lr") == "learning rate"
+
+
+def test_settings_only_another_scheduler_reads_do_not_split_a_group(results_dir: Path) -> None:
+    for seed, factor in [(1, 0.5), (2, 0.25)]:  # cosine runs: the plateau factor is unused
+        finished(RunSpec("keras", "dnn", seed=seed, scheduler="cosine", plateau_factor=factor), 0.9)
+    for factor in (0.5, 0.25):  # plateau runs: it is their setting
+        finished(RunSpec("keras", "dnn", scheduler="plateau", plateau_factor=factor), 0.9)
+
+    groups = seed_groups(load_runs(results_dir))
+
+    runs_by_setting = sorted(zip(groups["spec_scheduler"], groups["runs"], strict=True))
+    assert runs_by_setting == [("cosine", 2), ("plateau", 1), ("plateau", 1)]
