@@ -141,7 +141,7 @@ def show_leaderboard(shown: pd.DataFrame) -> None:
 def show_seed_groups(shown: pd.DataFrame) -> None:
     table = seed_groups_in_percent(shown)
     if table.empty:
-        st.info("No finished runs to group yet.")
+        st.info("No finished runs to group here (the filters above may hide some).")
         return
     settings = {c: setting_name(c) for c in table.columns if c.startswith("spec_")}
     st.dataframe(

@@ -80,12 +80,13 @@ def queue_jobs(specs: list[RunSpec], message_key: str, inputs: str) -> None:
         return
     if twins:
         names = ", ".join(
-            run_label({"framework": s.framework, "arch": s.arch, "run_id": run_id})
+            f"{run_label({'framework': s.framework, 'arch': s.arch, 'run_id': run_id})} "
+            f"(seed {s.seed})"
             for s, run_id in twins.items()
         )
         skipped = (
-            f"Not queued again, already queued or running with the same settings: {names}. "
-            "Change the seed (or another setting) to train another run."
+            f"Not queued again, already queued or running with the same settings and seed: "
+            f"{names}. Another seed (or another setting) trains another run."
         )
         flash(skipped, error=True)  # a toast: true when said, even once those jobs end
     forget_message(message_key)
@@ -293,9 +294,10 @@ def job_progress(run: dict[str, Any]) -> str:
 
 
 def job_line(run: dict[str, Any]) -> str:
-    """One markdown line about a job, e.g. ``**torch/dnn a1b2c3** · running · epoch 3/10``;
-    the short run id tells two jobs of one pair apart, as everywhere else."""
-    parts = (f"**{run_label(run)}**", run["status"], job_progress(run))
+    """One markdown line about a job, e.g. ``**torch/dnn a1b2c3** · seed 42 · running · epoch
+    3/10``; the short run id tells two jobs of one pair apart, as everywhere else."""
+    seed = f"seed {run['seed']}" if pd.notna(run.get("seed")) else ""
+    parts = (f"**{run_label(run)}**", seed, run["status"], job_progress(run))
     return " · ".join(part for part in parts if part)
 
 

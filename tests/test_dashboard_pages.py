@@ -187,7 +187,7 @@ def test_sidebar_start_queues_one_job_per_chosen_pair_with_the_chosen_settings(
     }
     assert "Queued 2 job(s)" in texts(app.toast)
     for run in engines.load_runs(results_dir).itertuples():  # followed in the job list
-        assert f"**{label(run)}**" in texts(app.sidebar.markdown)
+        assert f"**{label(run)}** · seed 7" in texts(app.sidebar.markdown)
 
 
 def test_sidebar_start_with_three_seeds_queues_each_pair_three_times_seed_by_seed(
@@ -262,7 +262,7 @@ def test_pressing_start_again_does_not_queue_the_same_job_twice(
 
     assert len(engines.load_runs(results_dir)) == 1
     toasts = texts(app.toast)  # stays until closed, and is not undone by the job ending
-    assert f"already queued or running with the same settings: {label(first)}" in toasts
+    assert f"running with the same settings and seed: {label(first)} (seed 42)" in toasts
     assert "Queued 0 job(s)" not in toasts
     app.sidebar.number_input(key="launch_seed").set_value(7)
     press(app, app.sidebar.button(key="launch_start"))  # another seed is another run
