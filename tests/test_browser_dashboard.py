@@ -47,11 +47,11 @@ def test_sidebar_job_reaches_done_live_and_its_report_downloads(
         launch_tiny_torch_dnn(page)
 
         job = page.locator(SIDEBAR).get_by_text(
-            re.compile(r"torch/dnn [0-9a-f]{6} · (queued|running)")
+            re.compile(r"torch/dnn [0-9a-f]{6} · seed 42 · (queued|running)")
         )
         job.wait_for(timeout=60_000)
         page.locator(SIDEBAR).get_by_text(
-            re.compile(r"torch/dnn [0-9a-f]{6} · done · epoch 1/1")
+            re.compile(r"torch/dnn [0-9a-f]{6} · seed 42 · done · epoch 1/1")
         ).wait_for(timeout=TRAINING_TIMEOUT_MS)
         assert page.evaluate("window.__sameDocument === true")  # refreshed in place
         runs = engines.load_runs(results_dir)
