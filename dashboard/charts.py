@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import hex_to_rgb
 from plotly.subplots import make_subplots
 
 FRAMEWORK_COLOURS = {"keras": "#d62728", "torch": "#1f77b4", "lightning": "#9467bd"}
@@ -95,8 +96,7 @@ def _range_band(
     run: pd.DataFrame, x: str, column: str, label: str, style: dict
 ) -> list[go.Scatter]:
     """Two traces that shade, in the line's colour, between ``column``'s min and max."""
-    colour = style["line"]["color"].lstrip("#")
-    red, green, blue = (int(colour[i : i + 2], 16) for i in (0, 2, 4))
+    red, green, blue = hex_to_rgb(style["line"]["color"])
     edge = {"x": run[x], "name": label, "mode": "lines", "line": {"width": 0},
             "legendgroup": label, "showlegend": False, "hoverinfo": "skip"}  # fmt: skip
     return [

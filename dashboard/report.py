@@ -169,11 +169,10 @@ def seed_group_table(groups: pd.DataFrame) -> str:
                "runs", "seeds", *SEED_NUMBERS]  # fmt: skip
     rows = []
     for _, group in groups.iterrows():
-        std = group["accuracy_std"]
         rows.append(
             [group["framework"], group["arch"], *(setting_value(group[c]) for c in settings),
              str(group["runs"]), group["seeds"], _percent(group["accuracy_mean"]),
-             MISSING if pd.isna(std) else f"{100 * std:.2f}", _percent(group["accuracy_min"]),
+             _format(100 * group["accuracy_std"], ".2f"), _percent(group["accuracy_min"]),
              _percent(group["accuracy_max"]), _format(group["seconds_per_epoch"], ".2f", " s")]
         )  # fmt: skip
     numeric = {i for i, header in enumerate(headers) if header in ("runs", *SEED_NUMBERS)}

@@ -119,7 +119,8 @@ def _defaults_hint(name: str) -> str:
 
 
 def _number(field: str, value: Any, step: Any, **options: Any) -> Any:
-    """The launcher's field for a RunSpec ``field``; its value is kept for the session."""
+    """The launcher's field for a RunSpec ``field`` (or "seeds"); its value is kept for the
+    session."""
     return st.number_input(
         FIELD_LABELS[field],
         value=value,
@@ -218,12 +219,10 @@ def _launcher() -> None:
         )
         settings["dropout"] = _number("dropout", 0.3, 0.05)
         settings["seed"] = _number("seed", 42, 1)
-        seeds = st.number_input(
-            FIELD_LABELS["seeds"],
-            value=1,
-            step=1,
-            key="launch_seeds",
-            persist_state="session",
+        seeds = _number(
+            "seeds",
+            1,
+            1,
             help="Runs per pair, with seeds Seed, Seed + 1, …: Home's 'Group runs that differ "
             "only in seed' then shows their mean and spread.",
         )

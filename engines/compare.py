@@ -109,10 +109,9 @@ def seed_groups(runs: pd.DataFrame) -> pd.DataFrame:
     Columns: ``framework``, ``arch``, the setting columns (``spec_*`` and the image counts),
     then ``runs``, ``distinct_seeds`` (fewer than ``runs`` when a seed was trained twice,
     whose spread is then partly run-to-run noise), ``seeds`` (sorted, as text), the test
-    accuracy's ``accuracy_mean``,
-    ``accuracy_std`` (sample standard deviation; NaN for a single run), ``accuracy_min`` and
-    ``accuracy_max``, the median ``seconds_per_epoch`` over the runs' medians, and
-    ``run_ids``. Best mean accuracy first.
+    accuracy's ``accuracy_mean``, ``accuracy_std`` (sample standard deviation; NaN for a
+    single run), ``accuracy_min`` and ``accuracy_max``, the median ``seconds_per_epoch`` over
+    the runs' medians, and ``run_ids``. Best mean accuracy first.
     """
     done = without_unused_settings(runs[runs["status"] == "done"])
     keys = setting_columns(runs)

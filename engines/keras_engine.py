@@ -150,7 +150,7 @@ def to_model_input(images: np.ndarray) -> np.ndarray:
     return normalize(images)[..., None]
 
 
-def augmented_training_batches(
+def epoch_batches(
     spec: RunSpec, images: np.ndarray, labels: np.ndarray, n_epochs: int
 ) -> tf.data.Dataset:
     """Training batches built per epoch: ``n_epochs`` epochs of them in one ``tf.data``
@@ -215,11 +215,11 @@ def training_data(spec: RunSpec, data: Split) -> dict:
             "batch_size": spec.batch_size,
             "shuffle": True,
         }
-    shuffle = {"shuffle": False}  # each epoch's order is drawn in augmented_training_batches
+    shuffle = {"shuffle": False}  # each epoch's order is drawn in epoch_batches
     if STEPS_PER_EXECUTION[spec.arch] > 1:
-        one_epoch = augmented_training_batches(spec, data.x_train, data.y_train, n_epochs=1)
+        one_epoch = epoch_batches(spec, data.x_train, data.y_train, n_epochs=1)
         return {"x": one_epoch, **shuffle}
-    stream = augmented_training_batches(spec, data.x_train, data.y_train, spec.epochs)
+    stream = epoch_batches(spec, data.x_train, data.y_train, spec.epochs)
     steps_per_epoch = training_batch_count(len(data.x_train), spec.batch_size)
     return {"x": stream, "steps_per_epoch": steps_per_epoch, **shuffle}
 

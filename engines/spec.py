@@ -83,6 +83,8 @@ FIELD_LABELS = {
 }
 
 MAX_LR = 10.0  # far beyond any useful Adam rate: a typo, not an experiment
+MAX_SEED = 2**31 - 1
+MAX_SEEDS = 10  # runs per pair that over_seeds makes
 
 # What a run written before a field existed did: it trained without augmentation.
 FIELDS_ADDED_LATER: dict[str, Any] = {
@@ -225,10 +227,6 @@ class RunSpec:
     def label(self) -> str:
         """Short human name, e.g. ``torch/cnn``."""
         return f"{self.framework}/{self.arch}"
-
-
-MAX_SEEDS = 10
-MAX_SEED = 2**31 - 1
 
 
 def over_seeds(specs: Iterable[RunSpec], seeds: int) -> list[RunSpec]:

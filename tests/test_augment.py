@@ -236,7 +236,7 @@ def test_keras_builds_the_next_epochs_images_while_this_epoch_trains(monkeypatch
     spec = RunSpec(framework="keras", arch="dnn", train_limit=256, batch_size=64, epochs=3)
     images = load_mnist(allow_download=False).x_train[:256]
     labels = np.arange(256) % 10
-    one_epoch = keras_engine.augmented_training_batches(spec, images, labels, n_epochs=1)
+    one_epoch = keras_engine.epoch_batches(spec, images, labels, n_epochs=1)
 
     first_batch = next(iter(one_epoch))
 
