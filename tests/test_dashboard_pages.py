@@ -512,6 +512,28 @@ def test_curves_grouped_by_seed_draw_each_settings_mean_inside_its_range(
     assert bottom["fill"] == "tonexty" and not bottom["showlegend"]
 
 
+def test_a_share_link_can_open_the_curves_grouped_by_seed(results_dir: Path) -> None:
+    for seed in (1, 2):
+        run_dir = store.create_run(RunSpec("torch", "dnn", seed=seed), results_dir)
+        run = store.update_run(run_dir, status="done", test_accuracy=0.9)
+        row = {"epoch": 1, "train_loss": 0.1, "train_accuracy": 0.9, "val_loss": 0.2,
+               "val_accuracy": 0.9, "lr": 0.001, "epoch_seconds": 1.0}  # fmt: skip
+        store.write_history(run_dir, run, [row])
+    ids = list(engines.load_runs(results_dir)["run_id"])
+    app = open_page("runs", runs=ids)
+    assert "by_seed" not in texts(app.code)
+
+    app.checkbox(key="link_by_seed").check()
+    link = texts(rerun(app).code)
+
+    query = link.split("?", 1)[1]
+    assert query == f"runs={','.join(ids)}&by_seed=true"
+    curves = AppTest.from_file(str(PROJECT_ROOT / PAGES["curves"]), default_timeout=TIMEOUT_S)
+    curves.query_params.update(dict(part.split("=") for part in query.split("&")))
+    accuracy, _, _ = figures(rerun(curves))
+    assert trace_names(accuracy) == {"torch/dnn · 2 seeds"}
+
+
 def test_grouped_curves_name_what_sets_apart_two_settings_of_one_pair(results_dir: Path) -> None:
     for spec in (RunSpec("torch", "dnn", seed=1), RunSpec("torch", "dnn", seed=1),
                  RunSpec("torch", "dnn", lr=0.01)):  # fmt: skip

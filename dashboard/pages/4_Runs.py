@@ -185,6 +185,12 @@ def export_controls(finished: pd.DataFrame, where: DeltaGenerator) -> None:
 def show_link(finished: pd.DataFrame) -> None:
     """A link to the Curves page with these runs picked (this page's address, Runs → Curves)."""
     query = f"?{ui.RUNS_PARAM}={','.join(finished['run_id'])}"
+    if len(finished) > 1 and st.checkbox(
+        "The link groups runs that differ only in seed",
+        key="link_by_seed",
+        help="Opens the Curves page with its seed grouping on: one mean curve per setting.",
+    ):
+        query += "&by_seed=true"
     here = (st.context.url or "").split("?")[0]
     curves = here.removesuffix("/").removesuffix("/Runs") + "/Curves"
     st.write(
