@@ -278,7 +278,8 @@ def _execute(run_dir: Path, quiet: bool) -> int:
 
 def summary_line(run: dict, run_dir: Path) -> str:
     if run["status"] != "done":
-        return f"{run['status']}: {run.get('error') or ''} ({run_dir})"
+        trained = f" after {n} epoch(s)" if (n := run.get("stopped_epoch")) else ""
+        return f"{run['status']}{trained}: {run.get('error') or ''} ({run_dir})"
     budget = run["spec"]["epochs"]
     stopped = run["stopped_epoch"]
     early = f", stopped early at {stopped} of {budget}" if stopped < budget else ""

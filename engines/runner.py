@@ -147,13 +147,12 @@ def execute(run_dir: Path, on_epoch: Callable[[EpochStats], None] | None = None)
         result = engine.train(spec, data, record_epoch)
         store.write_predictions(run_dir, data.y_test, result.test_probabilities)
         engine.save_model(result, run_dir)
-        epoch_times = [s.epoch_seconds for s in result.history]
         return store.update_run(
             run_dir,
             status="done",
             finished_at=store.now_iso(),
             wall_seconds=round(time.time() - started, 3),
-            seconds_per_epoch=round(statistics.median(epoch_times), 3) if epoch_times else None,
+            seconds_per_epoch=median_epoch_seconds([s.epoch_seconds for s in result.history]),
             best_epoch=result.best_epoch,
             stopped_epoch=result.stopped_epoch,
             test_loss=float(result.test_loss),
@@ -161,11 +160,12 @@ def execute(run_dir: Path, on_epoch: Callable[[EpochStats], None] | None = None)
             trainable_params=int(result.trainable_params),
         )
     except (Cancelled, KeyboardInterrupt):
-        return _finish(run_dir, started, "cancelled", stop.reason or "cancelled")
+        return _finish(run_dir, started, rows, "cancelled", stop.reason or "cancelled")
     except Exception as err:
         if stop.reason:  # the stop signal came back as a library's error
-            return _finish(run_dir, started, "cancelled", stop.reason)
-        _finish(run_dir, started, "failed", failure_text(err), trace=traceback.format_exc())
+            return _finish(run_dir, started, rows, "cancelled", stop.reason)
+        trace = traceback.format_exc()
+        _finish(run_dir, started, rows, "failed", failure_text(err), trace=trace)
         raise
     finally:
         for signum, handler in previous.items():
@@ -180,12 +180,22 @@ def failure_text(err: Exception) -> str:
     return "".join(traceback.format_exception_only(type(err), err)).strip()
 
 
-def _finish(run_dir: Path, started: float, status: str, error: str, trace: str = "") -> dict:
+def median_epoch_seconds(times: list[float]) -> float | None:
+    return round(statistics.median(times), 3) if times else None
+
+
+def _finish(
+    run_dir: Path, started: float, rows: list[dict], status: str, error: str, trace: str = ""
+) -> dict:
+    """End a run that did not finish; ``stopped_epoch`` says how far it got (no best epoch:
+    no model was kept)."""
     return store.update_run(
         run_dir,
         status=status,
         finished_at=store.now_iso(),
         wall_seconds=round(time.time() - started, 3),
+        stopped_epoch=len(rows) or None,
+        seconds_per_epoch=median_epoch_seconds([row["epoch_seconds"] for row in rows]),
         error=error,
         traceback=trace or None,
     )

@@ -124,6 +124,15 @@ def test_train_summary_says_when_early_stopping_ended_before_the_budget(tmp_path
     assert "stopped early" not in summary_line({**run, "stopped_epoch": 30}, tmp_path)
 
 
+def test_train_summary_of_a_cancelled_run_says_how_far_it_got(tmp_path: Path) -> None:
+    from engines.__main__ import summary_line
+
+    run = {"status": "cancelled", "error": "cancelled during training", "stopped_epoch": 3}
+
+    assert summary_line(run, tmp_path).startswith("cancelled after 3 epoch(s): cancelled during")
+    assert summary_line({**run, "stopped_epoch": None}, tmp_path).startswith("cancelled: ")
+
+
 def test_runs_lists_the_store_with_readable_numbers(results_dir: Path) -> None:
     store.create_run(RunSpec("keras", "cnn"))
     done = store.create_run(RunSpec("torch", "dnn"))

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from engines import load_runs, runner, store
+from engines.core import EpochStats
 from engines.data import MnistError
 from engines.spec import RunSpec
 from tests.conftest import PROJECT_ROOT
@@ -390,3 +391,31 @@ def test_a_stop_signal_reworded_by_a_library_still_records_the_run_cancelled(
 
     assert run["status"] == "cancelled"
     assert run["error"].startswith("cancelled during training")
+
+
+@pytest.mark.parametrize("ending", ["cancelled", "failed"])
+def test_a_run_ended_mid_training_records_how_many_epochs_it_trained(
+    ending: str, results_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class TwoEpochsThenEnd:
+        @staticmethod
+        def train(spec, data, on_epoch):
+            for epoch, seconds in ((1, 2.0), (2, 4.0)):
+                on_epoch(EpochStats(epoch, 0.5, 0.8, 0.4, 0.85, 1e-3, seconds))
+            if ending == "cancelled":
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)  # the handler raises here
+            raise ValueError("broke after epoch 2")
+
+    monkeypatch.setattr(runner, "import_engine", lambda framework: TwoEpochsThenEnd)
+    run_dir = store.create_run(RunSpec("torch", "dnn", epochs=10, train_limit=100))
+
+    try:
+        runner.execute(run_dir)
+    except ValueError:
+        assert ending == "failed"
+
+    run = store.read_run(run_dir)
+    assert run["status"] == ending
+    assert run["stopped_epoch"] == 2 and run["seconds_per_epoch"] == 3.0
+    assert run.get("best_epoch") is None  # no model was kept: there is no best epoch to load
