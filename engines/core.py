@@ -80,11 +80,27 @@ class RunResult:
 
 
 def check_images(images: np.ndarray) -> np.ndarray:
-    """``images`` as an array, if it is shaped like MNIST's: (N, 28, 28)."""
+    """``images`` as uint8, if they are MNIST-like: shape (N, 28, 28), whole pixel values
+    0-255. Every predictor normalises from that scale, so anything else (floats in 0-1, say)
+    is refused here rather than given a wrong answer."""
     images = np.asarray(images)
     if images.ndim != 3 or images.shape[1:] != (28, 28):
         raise ValueError(f"images: expected shape (N, 28, 28), got {images.shape}")
-    return images
+    if images.dtype == np.uint8:
+        return images
+    numeric = np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)
+    if not numeric or (images.size and not _whole_pixels(images)):
+        values = f"{images.min()}..{images.max()}" if numeric and images.size else "values"
+        raise ValueError(
+            f"images: expected whole pixel values 0-255 as in MNIST (uint8), got {images.dtype} "
+            f"{values}; scale 0-1 images by 255"
+        )
+    return images.astype(np.uint8)
+
+
+def _whole_pixels(images: np.ndarray) -> bool:
+    finite = np.isfinite(images).all()
+    return bool(finite and images.min() >= 0 and images.max() <= 255 and (images % 1 == 0).all())
 
 
 class Predictor(Protocol):

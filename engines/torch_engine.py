@@ -393,7 +393,7 @@ class TorchPredictor:
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         images = check_images(images)
-        logits = predict_logits(self.model, to_tensors(images.astype(np.uint8)))
+        logits = predict_logits(self.model, to_tensors(images))
         return torch.softmax(logits, dim=1).numpy()
 
 

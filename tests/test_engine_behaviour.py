@@ -406,7 +406,7 @@ def test_plateau_lowers_lr_only_after_patience_epochs_without_improvement(
     assert min(lrs) < run.spec.lr  # the tiny run did hit a plateau, so the rule was exercised
 
 
-def test_predictors_take_a_stack_of_28x28_images_and_name_the_wrong_shape() -> None:
+def test_check_images_names_the_wrong_shape() -> None:
     assert check_images(np.zeros((3, 28, 28), np.uint8)).shape == (3, 28, 28)
     for wrong in (np.zeros((28, 28)), np.zeros((2, 28, 28, 1)), np.zeros((2, 32, 32))):
         with pytest.raises(ValueError, match=r"expected shape \(N, 28, 28\), got"):

@@ -65,3 +65,18 @@ def test_saved_models_reproduce_the_stored_predictions(trained_store: Path) -> N
         stored = store.read_predictions(run_dir)[store.PROB_COLUMNS].to_numpy()[:200]
         assert probabilities.shape == (200, 10)
         assert np.allclose(probabilities, stored, atol=1e-4), run["run_id"]
+
+
+def test_every_predictor_reads_pixel_values_0_to_255_and_refuses_0_to_1_images(
+    trained_store: Path,
+) -> None:
+    """A notebook passing int64 or float pixels gets the uint8 answer; 0-1 floats (a common
+    normalisation) are refused with a hint, not classified as a near-black image."""
+    images = data.load_mnist(allow_download=False).x_test[:20]
+    for run in runs_by_pair(trained_store).values():
+        predictor = load_predictor(run["run_dir"])
+        expected = predictor.predict_proba(images)
+        for same in (images.astype(np.int64), images.astype(np.float32)):
+            assert np.allclose(predictor.predict_proba(same), expected, atol=1e-6), run["run_id"]
+        with pytest.raises(ValueError, match="0-255.*scale 0-1 images by 255"):
+            predictor.predict_proba(images / 255.0)
