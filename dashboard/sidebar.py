@@ -29,12 +29,14 @@ from engines.spec import (
     FIELD_LABELS,
     FRAMEWORKS,
     MAX_LR,
+    MNIST_TRAIN_IMAGES,
     SCHEDULERS,
     RunSpec,
+    default_of,
     over_seeds,
 )
 
-HIGH_LR = 0.1  # the launcher warns above this (Adam's defaults here are 2e-3 and 3e-3)
+HIGH_LR = 0.1  # the launcher warns above this: far above the architectures' default rates
 SUBMITTED_KEY = "submitted_runs"
 STATUSES_KEY = "job_statuses"
 FLASH_KEY = "flash"
@@ -131,6 +133,12 @@ def _number(field: str, value: Any, step: Any, **options: Any) -> Any:
     )
 
 
+def _arch_default_number(field: str, step: Any, **options: Any) -> Any:
+    """A field left empty by default: the run then takes its architecture's default, which
+    the placeholder shows."""
+    return _number(field, None, step, placeholder=_defaults_hint(field), **options)
+
+
 def in_launcher_words(message: str) -> str:
     """A RunSpec error (``train_limit: must be …``) with the field's label from the launcher
     (``Training images: must be …``)."""
@@ -152,22 +160,16 @@ def _launcher() -> None:
     )
     archs = st.multiselect("Architectures", ARCHS, default=ARCHS, key="launch_arch", **keep)
     settings: dict[str, Any] = {
-        "epochs": _number("epochs", None, 1, placeholder=_defaults_hint("epochs")),
+        "epochs": _arch_default_number("epochs", 1),
         "train_limit": _number(
             "train_limit",
             None,
             1000,
-            placeholder="all 55,000",
+            placeholder=f"all {MNIST_TRAIN_IMAGES - default_of('val_size'):,}",
             help="Use only the first N training images (quick runs).",
         ),
-        "batch_size": _number("batch_size", None, 1, placeholder=_defaults_hint("batch_size")),
-        "lr": _number(
-            "lr",
-            None,
-            1e-4,
-            format="%g",
-            placeholder=_defaults_hint("lr"),
-        ),
+        "batch_size": _arch_default_number("batch_size", 1),
+        "lr": _arch_default_number("lr", 1e-4, format="%g"),
     }
     if settings["lr"] is not None and HIGH_LR < settings["lr"] <= MAX_LR:  # above: refused
         st.warning(
@@ -177,48 +179,35 @@ def _launcher() -> None:
         )
     with st.expander("Scheduler, early stopping, seed"):
         settings.update(_scheduler_settings())
-        settings["es_patience"] = _number(
-            "es_patience",
-            None,
-            1,
-            placeholder=_defaults_hint("es_patience"),
-        )
-        settings["augment_shift"] = _number(
+        settings["es_patience"] = _arch_default_number("es_patience", 1)
+        settings["augment_shift"] = _arch_default_number(
             "augment_shift",
-            None,
             1,
-            placeholder=_defaults_hint("augment_shift"),
             help="Move each training image by up to N pixels per axis, redrawn every epoch "
             "(0 = no augmentation). Validation and test images are never shifted.",
         )
-        settings["augment_rotate"] = _number(
+        settings["augment_rotate"] = _arch_default_number(
             "augment_rotate",
-            None,
             1,
-            placeholder=_defaults_hint("augment_rotate"),
             help="Rotate each training image by up to N degrees either way, redrawn every "
             "epoch (0 = off). Validation and test images are never rotated.",
         )
-        settings["augment_zoom"] = _number(
+        settings["augment_zoom"] = _arch_default_number(
             "augment_zoom",
-            None,
             1,
-            placeholder=_defaults_hint("augment_zoom"),
             help="Scale each training image by up to N percent either way, about its centre, "
             "redrawn every epoch (0 = off). Validation and test images are never scaled.",
         )
-        settings["label_smoothing"] = _number(
+        settings["label_smoothing"] = _arch_default_number(
             "label_smoothing",
-            None,
             0.05,
             format="%.2f",
-            placeholder=_defaults_hint("label_smoothing"),
             help="Train towards targets that give this much probability to all ten classes "
             "together (0 = off). The validation and test losses stay plain cross-entropy, "
             "so curves compare with runs without it.",
         )
-        settings["dropout"] = _number("dropout", 0.3, 0.05)
-        settings["seed"] = _number("seed", 42, 1)
+        settings["dropout"] = _number("dropout", default_of("dropout"), 0.05)
+        settings["seed"] = _number("seed", default_of("seed"), 1)
         seeds = _number(
             "seeds",
             1,
@@ -252,11 +241,11 @@ def _scheduler_settings() -> dict[str, Any]:
     meant = defaults if scheduler is None else {scheduler}
     values: dict[str, Any] = {"scheduler": scheduler}
     if "plateau" in meant:
-        values["plateau_factor"] = _number("plateau_factor", 0.5, 0.1)
-        values["plateau_patience"] = _number("plateau_patience", 3, 1)
+        values["plateau_factor"] = _number("plateau_factor", default_of("plateau_factor"), 0.1)
+        values["plateau_patience"] = _number("plateau_patience", default_of("plateau_patience"), 1)
     if "step" in meant:
-        values["step_size"] = _number("step_size", 5, 1)
-        values["step_gamma"] = _number("step_gamma", 0.5, 0.1)
+        values["step_size"] = _number("step_size", default_of("step_size"), 1)
+        values["step_gamma"] = _number("step_gamma", default_of("step_gamma"), 0.1)
     return values
 
 

@@ -229,6 +229,12 @@ class RunSpec:
         return f"{self.framework}/{self.arch}"
 
 
+def default_of(name: str) -> Any:
+    """The default of a RunSpec field that is the same for both architectures (``seed``,
+    ``dropout``, ``val_size``, …); the others are in :data:`ARCH_DEFAULTS`."""
+    return RunSpec.__dataclass_fields__[name].default
+
+
 def over_seeds(specs: Iterable[RunSpec], seeds: int) -> list[RunSpec]:
     """Every spec with ``seeds`` consecutive seeds (its own seed, then seed + 1, …), seed by
     seed: the repeats a mean and spread need, with each pair's first run trained first."""
@@ -254,8 +260,7 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
 def _train_limit_as_trained(data: dict[str, Any]) -> dict[str, Any]:
     """Runs stored before train_limit was capped at the training images (55,000 with the
     default split) trained on all of them: read such a limit as that number."""
-    default_val_size = RunSpec.__dataclass_fields__["val_size"].default
-    limit, val_size = data.get("train_limit"), data.get("val_size", default_val_size)
+    limit, val_size = data.get("train_limit"), data.get("val_size", default_of("val_size"))
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (limit, val_size)):
         return data  # validation names the bad field
     return {**data, "train_limit": min(limit, MNIST_TRAIN_IMAGES - val_size)}
