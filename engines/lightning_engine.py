@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from torch.utils.data import BatchSampler, DataLoader, SequentialSampler, TensorDataset
 
 from engines.augment import epoch_images
-from engines.core import EVAL_BATCH_SIZE, EpochStats, OnEpoch, RunResult
+from engines.core import EVAL_BATCH_SIZE, EpochStats, OnEpoch, RunResult, usable_cores
 from engines.data import Split
 from engines.spec import RunSpec
 from engines.torch_engine import (
@@ -55,6 +55,9 @@ class DigitClassifier(L.LightningModule):
         super().__init__()
         self.spec = spec
         self.net = build_model(spec.arch, spec.dropout)
+        self.loss_sum = torch.zeros((), dtype=torch.float64)  # this epoch's training sums,
+        self.correct = torch.zeros((), dtype=torch.int64)  # reset in on_train_epoch_start
+        self.seen = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -85,7 +88,11 @@ class DigitClassifier(L.LightningModule):
         self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=len(y))
 
     def on_validation_epoch_end(self) -> None:
-        """Log this epoch's training means once, next to the validation metrics."""
+        """Log this epoch's training means once, next to the validation metrics.
+
+        Not in ``on_train_epoch_end``: Lightning runs the callbacks' ``on_train_epoch_end``
+        before the module's, so :class:`EpochStatsCollector` would not see them yet.
+        """
         self.log_dict(
             {
                 "train_loss": float(self.loss_sum) / self.seen,
@@ -121,7 +128,7 @@ class EpochStatsCollector(Callback):
         self._lr = 0.0
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        epoch, started = getattr(trainer.datamodule, "loader_started", (None, 0.0))
+        epoch, started = trainer.datamodule.loader_started
         self._started = started if epoch == trainer.current_epoch + 1 else time.perf_counter()
         self._lr = current_lr(trainer.optimizers[0])  # schedulers step after the epoch
 
@@ -146,11 +153,14 @@ class MnistData(L.LightningDataModule):
 
     With augmentation on the Trainer reloads the training loader every epoch and gets that
     epoch's images from :func:`engines.augment.epoch_images` (shared by all engines).
+    ``loader_started`` (epoch, clock) tells :class:`EpochStatsCollector` when the last
+    training loader was built, the start of that epoch's time.
     """
 
     def __init__(self, spec: RunSpec, data: Split) -> None:
         super().__init__()
         self.spec, self.data = spec, data
+        self.loader_started: tuple[int, float] = (0, 0.0)  # no loader built yet
         self.train_batches = ShuffledBatches(len(data.x_train), spec.batch_size, spec.seed)
         self.val_set = TensorDataset(*to_tensors(data.x_val, data.y_val))
 
@@ -200,7 +210,7 @@ def without_nvml_cuda_check() -> Iterator[None]:
 def train(spec: RunSpec, data: Split, on_epoch: OnEpoch | None = None) -> RunResult:
     """Train ``spec`` on ``data`` with a Lightning ``Trainer``; best val-loss weights restored."""
     quiet_lightning()
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(usable_cores())  # as TensorFlow does by default: same cores each
     L.seed_everything(spec.seed, verbose=False)
     module = DigitClassifier(spec)
     datamodule = MnistData(spec, data)

@@ -2,7 +2,7 @@
 
 The loop is deliberately short and explicit (in the spirit of pytorch/examples'
 ``mnist/main.py``): :func:`train_one_epoch`, :func:`evaluate`, a scheduler from
-``torch.optim.lr_scheduler`` and a tiny :class:`EarlyStopping`. The model builders, the
+``torch.optim.lr_scheduler`` and a tiny :class:`EarlyStopper`. The model builders, the
 scheduler factory, evaluation and the ``model.pt`` format are shared with the Lightning
 engine, so both train exactly the same network and save the same file.
 """
@@ -10,7 +10,6 @@ engine, so both train exactly the same network and save the same file.
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from engines.core import (
     check_images,
     leaves_one_over,
     training_batch_count,
+    usable_cores,
 )
 from engines.data import MEAN, STD, Split, normalize
 from engines.spec import RunSpec
@@ -282,7 +282,7 @@ def evaluate_with_probabilities(
 
 
 # --- early stopping ----------------------------------------------------------------------
-class EarlyStopping:
+class EarlyStopper:
     """Stop after ``patience`` epochs whose val loss is not below ``best - min_delta``.
 
     Keeps a copy of the weights with the lowest val loss seen, to restore at the end
@@ -298,7 +298,9 @@ class EarlyStopping:
         self.best_epoch = 0
         self.best_state: dict[str, torch.Tensor] | None = None
 
-    def should_stop(self, val_loss: float, epoch: int, model: nn.Module) -> bool:
+    def update(self, val_loss: float, epoch: int, model: nn.Module) -> bool:
+        """Take one epoch's val loss (copying the weights if it is the best yet); returns
+        whether training should stop."""
         if val_loss < self.best_loss:
             self.best_loss, self.best_epoch = val_loss, epoch
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -317,12 +319,12 @@ class EarlyStopping:
 # --- the run -----------------------------------------------------------------------------
 def train(spec: RunSpec, data: Split, on_epoch: OnEpoch | None = None) -> RunResult:
     """Train ``spec`` on ``data``; weights of the best val-loss epoch are restored at the end."""
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(usable_cores())  # as TensorFlow does by default: same cores each
     torch.manual_seed(spec.seed)
     model = build_model(spec.arch, spec.dropout)
     optimizer = make_optimizer(model, spec)
     scheduler = make_scheduler(optimizer, spec)
-    stopper = EarlyStopping(spec.es_patience, spec.es_min_delta)
+    stopper = EarlyStopper(spec.es_patience, spec.es_min_delta)
     train_set = TrainingImages(data.x_train, data.y_train)
     x_val, y_val = to_tensors(data.x_val, data.y_val)
     batches = ShuffledBatches(len(train_set), spec.batch_size, spec.seed)
@@ -350,7 +352,7 @@ def train(spec: RunSpec, data: Split, on_epoch: OnEpoch | None = None) -> RunRes
         history.append(stats)
         if on_epoch is not None:
             on_epoch(stats)
-        if stopper.should_stop(val_loss, epoch, model):
+        if stopper.update(val_loss, epoch, model):
             break
 
     stopper.restore_best(model)
