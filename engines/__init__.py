@@ -4,7 +4,9 @@ Public API (used by the dashboard, the tests and notebooks):
 
 * :func:`load_runs` — every run in the store as a pandas table.
 * :func:`load_predictor` — ``predict_proba(uint8 (N, 28, 28)) -> (N, 10)`` for a finished run.
-* :func:`engines.preprocess.to_mnist` — any drawn/uploaded image to an MNIST-like 28x28.
+* :func:`engines.preprocess.to_mnist` — a drawn or uploaded image as an MNIST-like 28x28,
+  or None for a blank one; :func:`engines.preprocess.find_digit` (the Draw page's) raises
+  :class:`~engines.preprocess.NoDigit` with the reason instead.
 
 Importing this package is cheap: frameworks are imported only when a run needs them.
 """

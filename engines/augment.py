@@ -123,9 +123,9 @@ class BuiltAhead(Generic[T]):
     """``build(epoch)`` for epochs 1, 2, 3, ..., each one started on a worker thread while
     the epoch before it trains, so that training does not wait for its images.
 
-    Building an augmented epoch (0.1-1.3 s, NumPy, which lets go of the GIL) used to stall
-    the start of every epoch; a batch-32 Keras DNN epoch took ~18 % less time once it ran
-    ahead. The PyTorch engines do not use it: their OpenMP threads slow down as soon as
+    Building an augmented epoch takes 0.1-1.3 s (NumPy, which lets go of the GIL); built
+    ahead, it no longer delays the epoch's start, and a batch-32 Keras DNN epoch takes ~18 %
+    less time. The PyTorch engines do not use it: their OpenMP threads slow down as soon as
     another thread takes a core, and their batch-32 DNN epochs got slower, not faster
     (BENCHMARKS.md). One worker builds the epochs in order, so a ``build`` that draws from a
     stateful generator draws in the same sequence as without the worker.

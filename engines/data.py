@@ -110,10 +110,11 @@ def _find(directory: Path, stem: str) -> Path | None:
 
 
 def _read_pair(directory: Path, part: str) -> tuple[np.ndarray, np.ndarray]:
-    prefix = "train" if part == "train" else "test"
-    image_path = _find(directory, FILES[f"{prefix}_images"])
-    label_path = _find(directory, FILES[f"{prefix}_labels"])
-    assert image_path is not None and label_path is not None
+    """The ``part`` ("train" or "test") images and labels, checked against each other."""
+    image_path = _find(directory, FILES[f"{part}_images"])
+    label_path = _find(directory, FILES[f"{part}_labels"])
+    if image_path is None or label_path is None:
+        raise MnistError(f"{directory}: the MNIST {part} files are missing")
     images = read_idx(image_path, IMAGE_MAGIC)
     labels = read_idx(label_path, LABEL_MAGIC)
     if labels.ndim != 1:

@@ -3,7 +3,8 @@
 MNIST digits are white on black, their ink's bounding box is scaled (keeping the aspect
 ratio, with anti-aliasing) so that its longer side is 20 px, and the result sits in a 28x28
 field with its centre of mass at the centre. A model trained on MNIST only recognises
-digits prepared the same way, so every input goes through :func:`to_mnist`:
+digits prepared the same way, so every input goes through :func:`find_digit` (or
+:func:`to_mnist`, the same without the reason):
 
 1. to grayscale in 0..1 with the digit bright: a canvas's RGBA stroke pixels, or a photo of
    a dark digit on light paper, inverted when its border (the paper) is light;

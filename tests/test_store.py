@@ -38,7 +38,7 @@ def history_rows(n: int) -> list[dict]:
     ]
 
 
-def test_run_round_trip(results_dir: Path) -> None:
+def test_a_run_written_to_the_store_reads_back_the_same(results_dir: Path) -> None:
     spec = RunSpec("torch", "dnn", epochs=3)
     run_dir = store.create_run(spec)
     run = store.update_run(run_dir, status="done", test_accuracy=0.97, test_loss=0.1)
