@@ -263,9 +263,9 @@ def _start(
 # --- live job progress -------------------------------------------------------------------
 def jobs_to_show(runs: pd.DataFrame, submitted: list[str]) -> pd.DataFrame:
     """Queued and running jobs (from any tab), plus whatever this session launched, in the
-    order the worker takes them (a batch shares its creation second)."""
+    order the worker takes them."""
     shown = runs[runs["status"].isin(store.ACTIVE_STATUSES) | runs["run_id"].isin(submitted)]
-    return shown.sort_values(["created_at", "queued_at"], kind="stable")
+    return shown.sort_values(jobs.QUEUE_ORDER, kind="stable")
 
 
 def job_progress(run: dict[str, Any]) -> str:

@@ -142,7 +142,7 @@ def start_worker(results_dir: str | Path, max_parallel: int = DEFAULT_MAX_PARALL
 
 # --- the worker --------------------------------------------------------------------------
 def queued_runs(results_dir: Path) -> list[Path]:
-    """Queued run folders, oldest first."""
+    """Queued run folders, in the order the worker takes them (:data:`QUEUE_ORDER`)."""
     found = []
     for run_dir in store.iter_run_dirs(results_dir):
         try:
@@ -152,6 +152,11 @@ def queued_runs(results_dir: Path) -> list[Path]:
         if run["status"] == "queued":
             found.append((run.get("queued_at", 0.0), run.get("created_at", ""), run_dir))
     return [run_dir for *_, run_dir in sorted(found)]
+
+
+# The worker's order, as columns of engines.load_runs: queue time (sub-second, so a batch
+# keeps its order), then creation time.
+QUEUE_ORDER = ["queued_at", "created_at"]
 
 
 def run_worker(results_dir: str | Path, max_parallel: int = DEFAULT_MAX_PARALLEL) -> int:

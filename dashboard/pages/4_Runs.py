@@ -11,7 +11,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from dashboard import report, sidebar, ui
-from engines import bundle, store
+from engines import bundle, jobs, store
 
 st.set_page_config(page_title="Runs · Digit Lab", page_icon="🗂️", layout="wide")
 sidebar.show()
@@ -52,7 +52,8 @@ def cancel_controls(runs: pd.DataFrame) -> None:
         return
     # The running job first, then the queue in the order it will run: the box preselects
     # the first, and Cancel should then stop what is training now.
-    active = active.sort_values(["status", "queued_at"], ascending=[False, True], kind="stable")
+    in_queue = active.sort_values(jobs.QUEUE_ORDER, kind="stable")
+    active = in_queue.sort_values("status", key=lambda s: s != "running", kind="stable")
     labels = ui.labels_by_id(active)
     run_id = st.selectbox("Job", list(labels), format_func=labels.get, key="cancel_pick")
     run_dir = active.loc[active["run_id"] == run_id, "run_dir"].iloc[0]
