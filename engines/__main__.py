@@ -515,10 +515,13 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     try:
         data = args.bundle.read_bytes()
-        imported = bundle.import_runs(data, args.results_dir)
     except OSError as err:
         print(f"error: cannot read {args.bundle} ({err.strerror or err})", file=sys.stderr)
         return 1
+    try:
+        imported = bundle.import_runs(data, args.results_dir)
+    except OSError as err:
+        return _cannot_write(args.results_dir, err)
     except bundle.BundleError as err:
         print(f"error: {args.bundle}: {err}; nothing imported", file=sys.stderr)
         return 1

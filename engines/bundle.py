@@ -144,6 +144,10 @@ def export_problem(run_dir: Path) -> str | None:
         return f"it is still {run['status']}"
     if missing := store.missing_parts(run_dir, run["status"]):
         return f"it is done but has no {missing}"
+    try:
+        store.check_run_files(run_dir)  # what import will check
+    except store.StoreError as err:
+        return str(err).removeprefix(f"{run_dir.name}: ")
     return None
 
 
@@ -394,10 +398,7 @@ def _check_staged_runs(staging: Path, run_ids: list[str]) -> None:
         run_dir = staging / run_id
         try:
             status = store.read_run(run_dir)["status"]
-            if (run_dir / store.HISTORY).exists():
-                store.read_history(run_dir)
-            if (run_dir / store.PREDICTIONS).exists():
-                store.read_predictions(run_dir)
+            store.check_run_files(run_dir)
         except store.StoreError as err:
             raise BundleError(f"run {err}") from err
         if status in store.ACTIVE_STATUSES:  # it would stay "running" here for ever

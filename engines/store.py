@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engines.data import PROJECT_ROOT
-from engines.spec import RunSpec
+from engines.spec import MNIST_TEST_IMAGES, RunSpec
 
 RUN_JSON = "run.json"
 HISTORY = "history.parquet"
@@ -39,7 +39,7 @@ PREDICTIONS = "test_predictions.parquet"
 MODEL_FILES = ("model.keras", "model.pt")
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE_STATUSES = ("queued", "running")  # a job that has not finished yet
-HISTORY_COLUMNS = [
+HISTORY_NUMBERS = [
     "epoch",
     "train_loss",
     "train_accuracy",
@@ -47,10 +47,8 @@ HISTORY_COLUMNS = [
     "val_accuracy",
     "lr",
     "epoch_seconds",
-    "run_id",
-    "framework",
-    "arch",
 ]
+HISTORY_COLUMNS = [*HISTORY_NUMBERS, "run_id", "framework", "arch"]
 PROB_COLUMNS = [f"p{d}" for d in range(10)]
 PREDICTION_COLUMNS = ["index", "label", "predicted", *PROB_COLUMNS]
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # what now_iso writes
@@ -287,21 +285,52 @@ def write_predictions(run_dir: str | Path, labels: np.ndarray, probabilities: np
 
 
 def read_history(run_dir: str | Path) -> pd.DataFrame:
-    return _read_parquet(Path(run_dir) / HISTORY, HISTORY_COLUMNS)
+    path = Path(run_dir) / HISTORY
+    frame = _read_parquet(path, HISTORY_COLUMNS)
+    _check_numeric(path, frame, HISTORY_NUMBERS)
+    return frame
 
 
 def read_predictions(run_dir: str | Path) -> pd.DataFrame:
+    """The test predictions; ``index`` is each row's position among the MNIST test images."""
     path = Path(run_dir) / PREDICTIONS
     frame = _read_parquet(path, PREDICTION_COLUMNS)
+    _check_numeric(path, frame, PREDICTION_COLUMNS)
     for column in ("label", "predicted"):
         digits = frame[column]
         if not (pd.api.types.is_integer_dtype(digits) and digits.between(0, 9).all()):
             raise StoreError(f"{path.parent.name}: {path.name} has a {column} not a digit 0-9")
+    index = frame["index"]
+    if not (pd.api.types.is_integer_dtype(index) and index.between(0, MNIST_TEST_IMAGES - 1).all()):
+        raise StoreError(
+            f"{path.parent.name}: {path.name} has an index outside the "
+            f"{MNIST_TEST_IMAGES:,} test images"
+        )
+    if index.duplicated().any():
+        raise StoreError(f"{path.parent.name}: {path.name} lists a test image twice")
     return frame
+
+
+def check_run_files(run_dir: Path) -> None:
+    """Read the run's history and predictions, where present, as the pages will: a
+    :class:`StoreError` names the first file they could not use."""
+    if (run_dir / HISTORY).exists():
+        read_history(run_dir)
+    if (run_dir / PREDICTIONS).exists():
+        read_predictions(run_dir)
+
+
+def _check_numeric(path: Path, frame: pd.DataFrame, columns: list[str]) -> None:
+    for column in columns:
+        values = frame[column]
+        if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+            raise StoreError(f"{path.parent.name}: {path.name} has non-numeric {column!r} values")
 
 
 def _read_parquet(path: Path, columns: list[str]) -> pd.DataFrame:
     """The Parquet file as a table; it must have every one of ``columns``."""
+    if path.is_dir():  # pyarrow would read a folder as an empty dataset
+        raise StoreError(f"{path.parent.name}: {path.name} is a folder, not a file")
     try:
         frame = pq.read_table(path).to_pandas()
     except FileNotFoundError as err:
@@ -346,7 +375,7 @@ def missing_parts(run_dir: Path, status: str) -> str:
     the leaderboard looks fine, but Curves, Confusion or Draw would fail on it."""
     if status != "done":
         return ""
-    missing = [name for name in (HISTORY, PREDICTIONS) if not (run_dir / name).exists()]
+    missing = [name for name in (HISTORY, PREDICTIONS) if not (run_dir / name).is_file()]
     if model_path(run_dir) is None:
         missing.append(f"model file ({' or '.join(MODEL_FILES)})")
     return ", ".join(missing)

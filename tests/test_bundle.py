@@ -205,6 +205,17 @@ def test_export_refuses_an_unreadable_run(source: Path) -> None:
         export_runs([run])
 
 
+def test_export_refuses_a_run_whose_files_an_import_would_refuse(source: Path) -> None:
+    """Checked before the zip is written: one damaged run must not make a teammate's whole
+    bundle unimportable."""
+    run = make_run(source)
+    history = run / store.HISTORY
+    history.write_bytes(history.read_bytes()[: history.stat().st_size // 2])
+    assert "unreadable history.parquet" in bundle.export_problem(run)
+    with pytest.raises(BundleError, match="unreadable history.parquet"):
+        export_runs([run])
+
+
 def test_export_refuses_runs_too_large_for_an_import_to_take(
     source: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -574,3 +585,17 @@ def test_a_refused_bundle_names_every_run_already_in_the_store(
         import_runs(export_runs([first, second]), results_dir)
     assert "2 runs already exist" in str(refused.value)
     assert first.name in str(refused.value) and second.name in str(refused.value)
+
+
+def test_cli_import_into_a_store_that_cannot_be_written_blames_the_store_not_the_bundle(
+    source: Path, tmp_path: Path
+) -> None:
+    zipped = tmp_path / "runs.zip"
+    zipped.write_bytes(export_runs([make_run(source)]))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("a file where the store's parent folder should be")
+
+    result = run_cli("--results-dir", str(blocker / "results"), "import", str(zipped))
+
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: cannot write runs to {blocker / 'results'}")

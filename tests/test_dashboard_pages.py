@@ -900,6 +900,22 @@ def test_imported_bundle_adds_its_runs_to_the_store(results_dir: Path, trained_s
     assert not app.error
 
 
+def test_an_import_into_a_store_that_cannot_be_written_names_the_store(
+    tmp_path: Path, trained_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("a file where the store's parent folder should be")
+    monkeypatch.setenv("RESULTS_DIR", str(blocker / "results"))
+    app = open_page("runs")
+    zipped = bundle.export_runs(store.iter_run_dirs(trained_store)[:1])
+    app.file_uploader(key="bundle_file_0").upload("runs.zip", zipped, "application/zip")
+    rerun(app)
+
+    press(app, app.button(key="bundle_import"))
+
+    assert f"Could not import into {blocker / 'results'}" in texts(app.error)
+
+
 def test_a_bad_bundle_is_refused_with_a_message_and_nothing_written(results_dir: Path) -> None:
     app = open_page("runs")
     app.file_uploader(key="bundle_file_0").upload("runs.zip", b"not a zip", "application/zip")

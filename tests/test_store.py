@@ -115,7 +115,7 @@ def runs_of_every_kind(results_dir: Path) -> list[Path]:
     store.update_run(done, best_epoch=2, stopped_epoch=3, finished_at=store.now_iso())
     failed = store.create_run(RunSpec("lightning", "dnn"))
     mark_running(failed, os.getpid())
-    runner._finish(failed, time.time(), "failed", "ValueError: boom", trace="Traceback …")
+    runner._finish(failed, time.time(), [], "failed", "ValueError: boom", trace="Traceback …")
     cancelled = store.create_run(RunSpec("lightning", "cnn"))
     store.update_run(cancelled, status="cancelled", finished_at=store.now_iso(), error="cancelled")
     old_spec = RunSpec("torch", "cnn").to_dict()  # before augmentation and queued_at existed
@@ -208,6 +208,22 @@ def test_history_without_a_required_column_is_a_store_error(results_dir: Path, c
         store.read_history(run_dir)
 
 
+def test_history_with_text_in_a_number_column_is_a_store_error(results_dir: Path) -> None:
+    run_dir = store.create_run(RunSpec("torch", "cnn"))
+    store.write_history(run_dir, store.read_run(run_dir), history_rows(2))
+    history = pq.read_table(run_dir / store.HISTORY).to_pandas()
+    store.write_parquet(run_dir / store.HISTORY, history.assign(epoch=["1x", "2x"]))
+    with pytest.raises(store.StoreError, match="history.parquet has non-numeric 'epoch' values"):
+        store.read_history(run_dir)
+
+
+def test_a_history_that_is_a_folder_is_named_as_such(results_dir: Path) -> None:
+    run_dir = store.create_run(RunSpec("torch", "cnn"))
+    (run_dir / store.HISTORY).mkdir()
+    with pytest.raises(store.StoreError, match="history.parquet is a folder, not a file"):
+        store.read_history(run_dir)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -216,8 +232,20 @@ def test_history_without_a_required_column_is_a_store_error(results_dir: Path, c
         (lambda f: f.assign(label=[3, 10, 4]), "has a label not a digit 0-9"),
         (lambda f: f.assign(predicted=[3, -1, 4]), "has a predicted not a digit 0-9"),
         (lambda f: f.assign(label=[3.0, 1.5, 4.0]), "has a label not a digit 0-9"),
+        (lambda f: f.assign(index=[0, 1, 10_000]), "has an index outside the 10,000 test images"),
+        (lambda f: f.assign(index=[0, 1, 1]), "lists a test image twice"),
+        (lambda f: f.assign(p3=["a", "b", "c"]), "has non-numeric 'p3' values"),
     ],
-    ids=["no-predicted", "no-p7", "label-10", "predicted-negative", "label-not-whole"],
+    ids=[
+        "no-predicted",
+        "no-p7",
+        "label-10",
+        "predicted-negative",
+        "label-not-whole",
+        "index-past-the-test-set",
+        "index-twice",
+        "text-probability",
+    ],  # fmt: skip
 )
 def test_predictions_without_a_column_or_with_a_non_digit_are_a_store_error(
     results_dir: Path, change, message: str

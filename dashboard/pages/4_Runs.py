@@ -216,6 +216,10 @@ def import_controls() -> None:
             imported = bundle.import_runs(uploaded.getvalue(), ui.results_root())
         except bundle.BundleError as err:
             ui.remember_message(IMPORT_MESSAGE, upload, f"Bundle refused, nothing imported: {err}")
+        except OSError as err:
+            ui.remember_message(
+                IMPORT_MESSAGE, upload, f"Could not import into {ui.results_root()}: {err}"
+            )
         else:
             imported_and_rerun(imported, round_)
     ui.show_remembered(IMPORT_MESSAGE, upload)  # until another file is picked
