@@ -49,6 +49,8 @@ SPECK = (
     "only a small speck of ink: a digit should span at least a tenth of the picture "
     "(draw it larger, or crop the photo closer)"
 )
+DOT_WIDTHS = 2  # drawn ink spanning no more than this many pen widths is a dot
+DOT = "only a dot: a digit should span more than twice the stroke width (draw it larger)"
 
 
 def to_mnist(image: Any) -> np.ndarray | None:
@@ -65,19 +67,24 @@ def to_mnist(image: Any) -> np.ndarray | None:
         return None
 
 
-def find_digit(image: Any) -> np.ndarray:
+def find_digit(image: Any, pen_width: float = 0) -> np.ndarray:
     """:func:`to_mnist`, but raising :class:`NoDigit` with the reason instead of returning None.
 
     A speck is refused because scaling it up to 20 px turns a dot into a filled disc that
     models read as a confident "0" or "8"; no real digit is that small next to its picture.
+    On a canvas, one click draws a disc as wide as the pen: so ink drawn with ``pen_width``
+    must also span more than twice that width.
     """
     ink = ink_map(image)
     box = ink_bounding_box(ink)
     if box is None:
         raise NoDigit(BLANK)
     top, bottom, left, right = box
-    if max(bottom - top, right - left) < MIN_DIGIT_SHARE * max(ink.shape):
+    extent = max(bottom - top, right - left)
+    if extent < MIN_DIGIT_SHARE * max(ink.shape):
         raise NoDigit(SPECK)
+    if extent <= DOT_WIDTHS * pen_width:
+        raise NoDigit(DOT)
     digit = scale_longer_side(ink[top:bottom, left:right], BOX)
     return paste_centred_by_mass(digit, SIZE)
 

@@ -115,7 +115,9 @@ def test_a_dot_is_called_a_speck_not_classified(draw_page) -> None:
     page.mouse.down()
     page.mouse.move(x + 3, y + 2, steps=5)  # a short wiggle: one blob of the default stroke
     page.mouse.up()
-    page.get_by_text("only a small speck of ink").wait_for(timeout=ANSWER_TIMEOUT_MS)
+    page.get_by_text(re.compile("only a small speck of ink|only a dot")).wait_for(
+        timeout=ANSWER_TIMEOUT_MS
+    )
     wait_for_idle(page, ANSWER_TIMEOUT_MS)
     assert page.locator('[data-testid="stMetric"]').count() == 0
     assert page.get_by_text(EMPTY_MESSAGE).count() == 0  # the reason, not the generic prompt

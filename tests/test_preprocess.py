@@ -239,6 +239,15 @@ def test_a_single_dot_is_a_speck_not_a_confident_digit() -> None:
     assert_mnist_like(find_digit(draw_seven(box=(120, 110, 150, 150), width=4)))  # small is fine
 
 
+def test_a_click_with_a_wide_pen_is_a_dot_but_a_digit_drawn_with_it_is_read() -> None:
+    click = Image.new("L", (280, 280), 0)
+    ImageDraw.Draw(click).ellipse((120, 120, 160, 160), fill=255)  # one click, stroke 40
+    find_digit(click)  # wider than a tenth of the canvas: only the pen width tells
+    with pytest.raises(NoDigit, match="only a dot"):
+        find_digit(click, pen_width=40)
+    assert_mnist_like(find_digit(draw_seven(width=40), pen_width=40))
+
+
 def test_unsupported_shape_is_refused() -> None:
     with pytest.raises(ValueError, match="shape"):
         to_mnist(np.zeros((10, 10, 2)))
