@@ -173,7 +173,8 @@ def add_store_commands(commands: argparse._SubParsersAction) -> None:
         "--output",
         "-o",
         type=Path,
-        help="zip file to write (default: digitlab-runs-<date>-<time>.zip, to the second)",
+        help="zip file to write, or a folder to write it in (default name: "
+        "digitlab-runs-<date>-<time>.zip, to the second)",
     )
     imp = commands.add_parser("import", help="add the runs of a zip bundle to the store")
     imp.add_argument("bundle", type=Path, help="a zip written by export or the dashboard")
@@ -464,7 +465,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     many as one bundle may hold (the others are named)."""
     from engines import bundle
 
-    output = args.output or Path(f"digitlab-runs-{store.file_stamp()}.zip")
+    dated_name = f"digitlab-runs-{store.file_stamp()}.zip"
+    output = args.output or Path(dated_name)
+    if output.is_dir():  # a folder to put the bundle in
+        output = output / dated_name
     if output.exists():
         print(f"error: {output} exists; remove it or give another --output", file=sys.stderr)
         return 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -288,6 +289,17 @@ def test_export_never_overwrites_a_file(results_dir: Path, tmp_path: Path) -> No
     result = run_cli("export", "-o", str(existing))
     assert result.returncode == 1 and "exists" in result.stderr
     assert existing.read_bytes() == b"my own file"
+
+
+def test_export_to_a_folder_writes_a_dated_bundle_in_it(
+    trained_store: Path, tmp_path: Path
+) -> None:
+    exported = run_cli("--results-dir", str(trained_store), "export", "-o", str(tmp_path))
+
+    assert exported.returncode == 0, exported.stderr
+    (written,) = tmp_path.glob("digitlab-runs-*.zip")
+    assert re.fullmatch(r"digitlab-runs-\d{8}-\d{6}\.zip", written.name)
+    assert f"to {written}" in exported.stdout
 
 
 def test_import_of_a_damaged_bundle_is_one_line_and_changes_nothing(
