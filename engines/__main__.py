@@ -437,6 +437,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for run in runs.itertuples():
         if missing := store.missing_parts(Path(run.run_dir), run.status):
             print(f"incomplete {run.run_id}: done but has no {missing}", file=sys.stderr)
+        if run.status == "failed":
+            error = run.error if isinstance(run.error, str) and run.error.strip() else ""
+            reason = error.strip().splitlines()[0] if error else "no reason recorded"
+            print(f"failed {run.run_id}: {reason}", file=sys.stderr)
     return 0
 
 

@@ -185,6 +185,15 @@ def test_runs_piped_into_a_reader_that_stops_early_ends_quietly(results_dir: Pat
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr
 
 
+def test_runs_says_why_each_failed_run_failed(results_dir: Path) -> None:
+    run_dir = store.create_run(RunSpec("torch", "dnn"), results_dir, status="queued")
+    store.update_run(run_dir, status="failed", error="/data/mnist: not the published MNIST")
+
+    result = run_cli("runs")
+
+    assert f"failed {run_dir.name}: /data/mnist: not the published MNIST" in result.stderr
+
+
 def test_runs_names_each_unreadable_folder_once_with_its_reason(results_dir: Path) -> None:
     (results_dir / "stray").mkdir()
 
