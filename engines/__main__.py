@@ -402,12 +402,13 @@ def seed_table_text(runs: pd.DataFrame) -> str:
     if table.empty:
         return "no finished runs to group"
 
-    def shown(column: str, form: str) -> pd.Series:
-        return table[column].map(lambda value: "-" if pd.isna(value) else form.format(value))
+    def shown(column: str, form: str, scale: float = 1) -> pd.Series:
+        values = table[column] * scale
+        return values.map(lambda value: "-" if pd.isna(value) else form.format(value))
 
     text = table.drop(columns=[*SUMMARY[2:], "distinct_seeds", "run_ids"]).assign(
         mean=shown("accuracy_mean", "{:.2%}"),
-        **{"± std": shown("accuracy_std", "{:.2%}")},
+        **{"± std (points)": shown("accuracy_std", "{:.2f}", scale=100)},
         worst=shown("accuracy_min", "{:.2%}"),
         best=shown("accuracy_max", "{:.2%}"),
         **{"s/epoch": shown("seconds_per_epoch", "{:.2f}")},
