@@ -147,7 +147,8 @@ def _each_run(history: pd.DataFrame, styles: dict[str, dict]):
 
 def _whole_epoch_ticks(figure: go.Figure, last_epoch: int) -> None:
     """Ticks on whole epochs only (plotly would also label 1.5, 2.5), about ten at most."""
-    figure.update_xaxes(tick0=1, dtick=max(1, int(np.ceil(last_epoch / 10))))
+    step = max(1, int(np.ceil(last_epoch / 10)))
+    figure.update_xaxes(tickvals=list(range(1, last_epoch + 1, step)))  # none past the last
 
 
 def confusion_figure(matrix: np.ndarray, title: str) -> go.Figure:

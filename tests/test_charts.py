@@ -57,7 +57,16 @@ def test_the_lr_chart_ticks_whole_epochs_only() -> None:
 
     axis = charts.lr_figure(history).layout.xaxis
 
-    assert (axis.tick0, axis.dtick) == (1, 1)  # no 1.5, 2.5 between epochs
+    assert list(axis.tickvals) == [1, 2, 3]  # no 1.5, 2.5 between epochs
+
+
+def test_epoch_ticks_of_a_long_run_stop_at_its_last_epoch() -> None:
+    history = history_of(("torch/dnn aaaaaa", "torch", "dnn"))
+    long_run = pd.concat([history.assign(epoch=history["epoch"] + 3 * k) for k in range(13)])
+
+    axis = charts.lr_figure(long_run).layout.xaxis  # 39 epochs: every 4th epoch ticked
+
+    assert list(axis.tickvals) == list(range(1, 38, 4))  # 1, 5, …, 37: none past 39
 
 
 def test_log_y_puts_only_the_asked_chart_on_a_log_scale() -> None:
