@@ -21,7 +21,7 @@ import streamlit as st
 
 from dashboard.charts import run_label
 from engines import store
-from engines.compare import seed_curves, seed_table, setting_name, setting_value
+from engines.compare import seed_curves, seed_group_labels, seed_table
 
 RUNS_PARAM = "runs"
 PICKED_KEY = "picked_runs"
@@ -169,21 +169,7 @@ def seed_history(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     with a run whose loss is not a number is named: its mean is blank there."""
     table = seed_table(runs)
     curves = seed_curves(history, table)
-    settings = table.filter(like="spec_")
-    pairs = table["framework"] + "/" + table["arch"]
-    labels = {}
-    for number, group in table.iterrows():
-        seeds = group["distinct_seeds"]
-        count = f"{seeds} seed" + ("s" if seeds > 1 else "")
-        if group["runs"] > seeds:
-            count = f"{group['runs']} runs, {count}"
-        labels[number] = f"{pairs[number]} · {count}"
-        same_pair = settings[pairs == pairs[number]]
-        if len(same_pair) > 1:  # name only what tells this pair's groups apart
-            apart = [c for c in same_pair if same_pair[c].nunique(dropna=False) > 1]
-            differ = (f"{setting_name(c)} {setting_value(same_pair.at[number, c])}" for c in apart)
-            labels[number] += " · " + ", ".join(differ)
-    curves = curves.assign(label=curves["group"].map(labels))
+    curves = curves.assign(label=curves["group"].map(seed_group_labels(table)))
     diverged = curves.loc[curves[["train_loss", "val_loss"]].isna().any(axis=1), "label"]
     if not diverged.empty:
         st.caption(

@@ -163,3 +163,24 @@ def seed_curves(history: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:
         framework=groups["framework"].to_numpy()[stats["group"]],
         arch=groups["arch"].to_numpy()[stats["group"]],
     )
+
+
+def seed_group_labels(table: pd.DataFrame) -> dict[int, str]:
+    """A name per row of a :func:`seed_table`, like ``torch/dnn · 3 seeds``: with the
+    settings that set it apart when its pair has several groups (``… · learning rate
+    0.01``), and the run count when it repeats a seed (``2 runs, 1 seed``)."""
+    settings = table.filter(like="spec_")
+    pairs = table["framework"] + "/" + table["arch"]
+    labels = {}
+    for number, group in table.iterrows():
+        seeds = group["distinct_seeds"]
+        count = f"{seeds} seed" + ("s" if seeds > 1 else "")
+        if group["runs"] > seeds:
+            count = f"{group['runs']} runs, {count}"
+        labels[number] = f"{pairs[number]} · {count}"
+        same_pair = settings[pairs == pairs[number]]
+        if len(same_pair) > 1:  # name only what tells this pair's groups apart
+            apart = [c for c in same_pair if same_pair[c].nunique(dropna=False) > 1]
+            differ = (f"{setting_name(c)} {setting_value(same_pair.at[number, c])}" for c in apart)
+            labels[number] += " · " + ", ".join(differ)
+    return labels
