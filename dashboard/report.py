@@ -15,6 +15,7 @@ import html
 import math
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -59,14 +60,14 @@ class ReportRun:
     def run_id(self) -> str:
         return str(self.run.get("run_id") or self.run_dir.name)
 
-    @property
-    def spec(self) -> dict[str, Any]:
-        return RunSpec.from_stored(self.run["spec"]).to_dict()
+    @cached_property
+    def spec(self) -> RunSpec:
+        return RunSpec.from_stored(self.run["spec"])
 
     @property
     def label(self) -> str:
         """Same short name as the dashboard's legends, e.g. ``torch/cnn a1b2c3``."""
-        return charts.run_label({**self.spec, "run_id": self.run_id})
+        return charts.run_label({**self.spec.to_dict(), "run_id": self.run_id})
 
 
 def build_report(run_dirs: list[Path]) -> str:
@@ -137,21 +138,20 @@ def leaderboard_table(runs: list[ReportRun]) -> str:
     rows = []
     for report_run in runs:
         run, spec = report_run.run, report_run.spec
-        used = RunSpec.from_stored(run["spec"])  # accuracies on 1,000 and 10,000 images differ
         rows.append(
             [
                 report_run.label,
-                spec["framework"],
-                spec["arch"],
+                spec.framework,
+                spec.arch,
                 store.effective_status(run),
                 _percent(run.get("test_accuracy")),
                 _number(run.get("test_loss"), ".4f"),
-                f"{used.train_images:,} / {used.test_images:,}",
+                f"{spec.train_images:,} / {spec.test_images:,}",  # 1,000 and 10,000 differ
                 f"{_number(run.get('best_epoch'), 'd')} / {_number(run.get('stopped_epoch'), 'd')}",
                 _seconds(run.get("wall_seconds")),
                 _format(run.get("seconds_per_epoch"), ".2f", " s"),
                 _number(run.get("trainable_params"), ",d"),
-                str(spec["seed"]),
+                str(spec.seed),
                 str(run.get("created_at") or MISSING),
                 report_run.run_id,
             ]
@@ -181,7 +181,7 @@ def seed_group_table(groups: pd.DataFrame) -> str:
 
 def spec_table(runs: list[ReportRun]) -> str:
     """One column per run, one row per spec field: differences are easy to spot."""
-    specs = [run.spec for run in runs]
+    specs = [run.spec.to_dict() for run in runs]
     rows = [[name] + [_text(spec.get(name)) for spec in specs] for name in specs[0]]
     return _table(["field"] + [run.label for run in runs], rows)
 
