@@ -188,8 +188,10 @@ with left:
         (image, pen_width), name = drawn_image(), None
     else:
         (image, name), pen_width = uploaded_image(), 0
-    explained = name is not None  # an upload that does not decode has said why
-    digit, explained = digit_in(image, name, pen_width) if image is not None else (None, explained)
+    if image is None:  # nothing drawn yet, or an upload that does not decode (said why)
+        digit, explained = None, name is not None
+    else:
+        digit, explained = digit_in(image, name, pen_width)
 with right:
     if digit is not None:
         show_preprocessed(digit)
