@@ -7,6 +7,8 @@ An engine module (``keras_engine``, ``torch_engine``, ``lightning_engine``) expo
   the best validation-loss weights, evaluates once on the test set.
 * ``save_model(result, run_dir) -> Path`` — writes ``model.keras`` or ``model.pt``.
 * ``load_predictor(run_dir) -> Predictor``.
+* ``trainable_params(arch) -> int`` — the architecture's size as this framework builds it
+  (the same in all three: a test pins it).
 
 Framework defaults that would otherwise make the three disagree are fixed here once.
 """

@@ -140,9 +140,9 @@ def count_trainable(model: keras.Model) -> int:
     return sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
 
 
-def trainable_params(arch: str, dropout: float = 0.3) -> int:
+def trainable_params(arch: str) -> int:
     """Number of trainable parameters of ``arch`` as this engine builds it."""
-    return count_trainable(build_model(arch, dropout))
+    return count_trainable(build_model(arch, dropout=0.0))  # dropout has no weights
 
 
 def to_model_input(images: np.ndarray) -> np.ndarray:

@@ -118,7 +118,7 @@ def init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def build_model(arch: str, dropout: float = 0.3) -> DigitNet:
+def build_model(arch: str, dropout: float) -> DigitNet:
     """A freshly initialised network (seed torch first for reproducible weights)."""
     model = DigitNet(arch, dropout)
     model.apply(init_weights)
@@ -132,9 +132,9 @@ def count_trainable(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def trainable_params(arch: str, dropout: float = 0.3) -> int:
+def trainable_params(arch: str) -> int:
     """Trainable parameter count of an architecture (DNN 109,770; CNN 421,834)."""
-    return count_trainable(build_model(arch, dropout))
+    return count_trainable(build_model(arch, dropout=0.0))  # dropout has no weights
 
 
 # --- optimiser and schedule (shared with the Lightning engine) ---------------------------
