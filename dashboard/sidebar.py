@@ -36,7 +36,9 @@ from engines.spec import (
     over_seeds,
 )
 
-HIGH_LR = 0.1  # the launcher warns above this: far above the architectures' default rates
+# The launcher warns outside these, far from every architecture's default rate (ARCH_DEFAULTS).
+HIGH_LR = 0.1
+LOW_LR = 1e-5
 SUBMITTED_KEY = "submitted_runs"
 STATUSES_KEY = "job_statuses"
 FLASH_KEY = "flash"
@@ -176,6 +178,12 @@ def _launcher() -> None:
             f"A learning rate of {settings['lr']:g} is far above the defaults "
             f"({_defaults_hint('lr')}): Adam will most likely diverge. Start anyway if that "
             "is the experiment."
+        )
+    if settings["lr"] is not None and 0 < settings["lr"] < LOW_LR:  # 0 and below: refused
+        st.warning(
+            f"A learning rate of {settings['lr']:g} is far below the defaults "
+            f"({_defaults_hint('lr')}): the networks will barely learn in these epochs. "
+            "Start anyway if that is the experiment."
         )
     with st.expander("Scheduler, early stopping, seed"):
         settings.update(_scheduler_settings())

@@ -249,6 +249,17 @@ def test_the_launcher_warns_about_a_learning_rate_that_will_diverge_but_still_st
     assert {spec.lr for spec in queued_specs(results_dir)} == {5.0}
 
 
+def test_the_launcher_warns_about_a_learning_rate_too_small_to_learn_with(
+    results_dir: Path, no_worker
+) -> None:
+    app = open_page("home")
+    app.sidebar.number_input(key="launch_lr").set_value(1e-4)
+    assert not rerun(app).sidebar.warning  # low but plausible
+
+    app.sidebar.number_input(key="launch_lr").set_value(1e-9)
+    assert "will barely learn" in texts(rerun(app).sidebar.warning)
+
+
 def test_pressing_start_again_does_not_queue_the_same_job_twice(
     results_dir: Path, no_worker
 ) -> None:
