@@ -25,7 +25,7 @@ from plotly.offline import get_plotlyjs
 
 from dashboard import charts
 from engines import metrics, store
-from engines.compare import seed_table, setting_name, setting_value
+from engines.compare import MISSING, seed_table, setting_name, setting_value
 from engines.spec import RunSpec
 
 TITLE = "Digit Lab report"
@@ -43,7 +43,6 @@ code { font-size: 0.85rem; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(480px, 1fr)); gap: 1rem; }
 .muted { color: #666; }
 """
-MISSING = "–"
 
 
 @dataclass

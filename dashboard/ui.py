@@ -20,12 +20,12 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.charts import run_label
-from engines import store
+from engines import compare, store
 from engines.compare import seed_curves, seed_group_labels, seed_table
 
+MISSING = compare.MISSING  # the tables' placeholder for a value a run does not have (yet)
 RUNS_PARAM = "runs"
 PICKED_KEY = "picked_runs"
-MISSING = "–"  # shown in tables for a number a run does not have (yet)
 
 
 # --- messages that outlast a rerun -------------------------------------------------------

@@ -51,10 +51,13 @@ def setting_name(column: str) -> str:
     return FIELD_LABELS.get(field, field.replace("_", " ")).lower()
 
 
+MISSING = "–"  # a value a run does not have (yet), in every table that shows runs
+
+
 def setting_value(value: object) -> str:
     """A setting's value for a label or a text table: ``55,000`` not ``55000.0``, ``0.003``."""
     if value is None or pd.isna(value):
-        return "–"
+        return MISSING
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool):
