@@ -344,9 +344,15 @@ class SparseSmoothedCrossentropy(keras.losses.Loss):
         return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
 
+def loss_key(spec: RunSpec) -> str:
+    """The log entry holding the plain cross-entropy (see the module docstring): the loss
+    itself, or with label smoothing the ``cross_entropy`` metric."""
+    return "cross_entropy" if spec.label_smoothing else "loss"
+
+
 def val_loss_key(spec: RunSpec) -> str:
-    """The log entry holding the plain validation cross-entropy (see the module docstring)."""
-    return "val_cross_entropy" if spec.label_smoothing else "val_loss"
+    """:func:`loss_key` on the validation set (what early stopping and the LR watch)."""
+    return f"val_{loss_key(spec)}"
 
 
 def compile_model(model: keras.Model, spec: RunSpec) -> None:
@@ -393,7 +399,7 @@ def train(spec: RunSpec, data: Split, on_epoch: OnEpoch | None = None) -> RunRes
     test = model.evaluate(
         x_test, data.y_test, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True
     )
-    test_loss = test["cross_entropy" if spec.label_smoothing else "loss"]
+    test_loss = test[loss_key(spec)]
     probabilities = model.predict(x_test, batch_size=EVAL_BATCH_SIZE, verbose=0)
     return RunResult(
         history=recorder.history,
