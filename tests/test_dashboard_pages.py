@@ -576,6 +576,25 @@ def test_curves_name_a_run_that_ended_before_its_first_epoch(results_dir: Path) 
     assert "history.parquet" not in texts(app.warning)
 
 
+def test_curves_name_a_run_with_a_damaged_history_and_draw_the_others(results_dir: Path) -> None:
+    run_dirs = []
+    for seed in (1, 2):
+        run_dir = store.create_run(RunSpec("torch", "dnn", seed=seed), results_dir)
+        run = store.update_run(run_dir, status="done", test_accuracy=0.9)
+        row = {"epoch": 1, "train_loss": 0.1, "train_accuracy": 0.9, "val_loss": 0.2,
+               "val_accuracy": 0.9, "lr": 0.001, "epoch_seconds": 1.0}  # fmt: skip
+        store.write_history(run_dir, run, [row])
+        run_dirs.append(run_dir)
+    damaged = pd.read_parquet(run_dirs[0] / store.HISTORY).assign(epoch=["1x"])  # a teammate's
+    store.write_parquet(run_dirs[0] / store.HISTORY, damaged)
+
+    app = open_page("curves")
+
+    assert "non-numeric 'epoch' values" in texts(app.warning)
+    (accuracy, _, _) = figures(app)
+    assert trace_names(accuracy) == {f"torch/dnn {run_dirs[1].name[-6:]}"}
+
+
 def test_confusion_matrix_and_per_class_table_match_the_run_predictions(trained) -> None:
     run = trained.iloc[0]
     app = open_page("confusion", runs=[run.run_id])
