@@ -439,9 +439,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
         if missing := store.missing_parts(Path(run.run_dir), run.status):
             print(f"incomplete {run.run_id}: done but has no {missing}", file=sys.stderr)
         if run.status == "failed":
-            error = run.error if isinstance(run.error, str) and run.error.strip() else ""
-            reason = error.strip().splitlines()[0] if error else "no reason recorded"
-            print(f"failed {run.run_id}: {reason}", file=sys.stderr)
+            lines = run.error.strip().splitlines() if isinstance(run.error, str) else []
+            print(
+                f"failed {run.run_id}: {lines[0] if lines else 'no reason recorded'}",
+                file=sys.stderr,
+            )
     return 0
 
 

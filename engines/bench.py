@@ -318,12 +318,13 @@ def versions() -> dict[str, str]:
 
 
 def machine() -> dict[str, Any]:
+    from engines.core import usable_cores
     from engines.runner import cpu_model
 
     return {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
-        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "affinity": usable_cores(),
         "memory_gb": memory_gb(),
         "platform": platform.platform(),
     }

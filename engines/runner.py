@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from engines import store
-from engines.core import EpochStats, import_engine
+from engines.core import EpochStats, import_engine, usable_cores
 from engines.data import MnistError
 from engines.spec import RunSpec
 
@@ -83,7 +83,7 @@ def host_info() -> dict[str, Any]:
         "name": socket.gethostname(),
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
-        "threads": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "threads": usable_cores(),
         "platform": platform.platform(),
     }
 
