@@ -354,3 +354,24 @@ def test_a_worker_on_a_results_path_that_is_a_file_is_one_clear_line(tmp_path: P
     assert result.returncode == 1
     assert result.stderr.strip().startswith(f"error: cannot write runs to {not_a_folder}")
     assert "Traceback" not in result.stderr
+
+
+def test_terminal_progress_prints_every_epochs_validation_metrics_above_a_short_bar(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """tqdm cuts its bar to the terminal width, so the metrics must not live in the bar."""
+    from engines.core import EpochStats
+    from engines.progress import EpochProgress
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    spec = RunSpec(framework="torch", arch="dnn", epochs=2)
+    with EpochProgress(spec) as progress:
+        assert progress.bar is not None
+        for epoch, val_accuracy in ((1, 0.9123), (2, 0.9456)):
+            progress.update(EpochStats(epoch, 0.3, 0.9, 0.25, val_accuracy, 1e-3, 1.5))
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0].startswith("epoch 1/2: ") and "val_acc 0.9123" in lines[0]
+    assert lines[1].startswith("epoch 2/2: ") and "val_loss 0.2500 val_acc 0.9456" in lines[1]
+    bar = err.replace("\r", "\n").splitlines()[-1]
+    assert "2/2" in bar and "val_acc 0.9456" in bar and len(bar) < 100
