@@ -19,6 +19,7 @@ import contextlib
 import importlib
 import math
 import os
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -162,6 +163,14 @@ def load_predictor(run_dir: str | Path) -> Predictor:
     run_dir = Path(run_dir)
     run = store.read_run(run_dir)
     engine = import_engine(run["spec"]["framework"])
+    model = store.model_path(run_dir)
+    # Both formats (torch.save, .keras) are zip archives. A cut-short one gets a plain reason:
+    # the frameworks' own words for it are misleading (Keras: "File not found").
+    if model is not None and not zipfile.is_zipfile(model):
+        raise store.StoreError(
+            f"{run_dir.name}: its model cannot be loaded ({model.name} is damaged or cut short: "
+            "not a complete zip archive)"
+        )
     try:
         return engine.load_predictor(run_dir)
     except Exception as err:

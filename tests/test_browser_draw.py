@@ -78,7 +78,7 @@ def test_drawn_digit_gets_one_prediction_per_finished_model(draw_page, done_runs
         assert any(re.fullmatch(r"\d", line.strip()) for line in card.splitlines()), card
     assert page.get_by_text("What the models see").is_visible()
     assert page.locator('[data-testid="stPlotlyChart"]').count() == 1
-    assert page.get_by_text(re.compile("could not be loaded|failed to predict")).count() == 0
+    assert page.get_by_text(re.compile("cannot be loaded|failed to predict")).count() == 0
     assert page.get_by_text(EMPTY_MESSAGE).count() == 0
 
 
@@ -186,10 +186,14 @@ def test_a_broken_model_gets_a_warning_and_the_others_still_answer(
         cards = page.locator('[data-testid="stMetric"]')
         assert cards.count() == 1
         assert good["run_id"][-6:] in cards.first.inner_text()
-        warning = page.get_by_text("its model file could not be loaded")
+        warning = page.get_by_text("its model cannot be loaded")
         assert warning.count() == 1
         assert broken["run_id"][-6:] in warning.inner_text()
-        assert "StoreError" not in warning.inner_text()  # the framework's own reason
+        assert "model.keras is damaged or cut short" in warning.inner_text()
+        assert (
+            "StoreError" not in warning.inner_text()
+            and "File not found" not in warning.inner_text()
+        )
         assert page.locator('[data-testid="stException"]').count() == 0
 
 

@@ -102,6 +102,22 @@ def test_a_damaged_or_missing_model_is_a_store_error_naming_the_run(
         load_predictor(run_dir)
 
 
+@pytest.mark.parametrize(
+    ("framework", "model_file"), [("torch", "model.pt"), ("keras", "model.keras")]
+)
+def test_a_model_file_cut_short_is_called_damaged_not_missing(
+    results_dir: Path, framework: str, model_file: str
+) -> None:
+    """Keras says "File not found" of a truncated file, and torch blames an internal error."""
+    from engines import load_predictor
+
+    run_dir = store.create_run(RunSpec(framework, "dnn"))
+    store.update_run(run_dir, status="done")
+    (run_dir / model_file).write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(store.StoreError, match=f"{model_file} is damaged or cut short"):
+        load_predictor(run_dir)
+
+
 def runs_of_every_kind(results_dir: Path) -> list[Path]:
     """Valid runs as the code writes them: each status, and one from an older version."""
     queued = store.create_run(RunSpec("torch", "dnn"))

@@ -147,10 +147,8 @@ def predict_all(models: pd.DataFrame, digit: np.ndarray) -> dict[str, np.ndarray
             with st.spinner(f"Loading {label}…"):
                 predictor = cached_predictor(run["run_dir"], model_stamp(run["run_dir"]))
         except Exception as err:
-            reason = core.short_error(err.__cause__ or err)  # the framework's own words
             st.warning(
-                f"{label}: its model file could not be loaded, so it may be damaged or "
-                f"incomplete; the other models still answer ({reason})"
+                f"{label}: {load_problem(err, run['run_id'])}; the other models still answer"
             )
             continue
         try:
@@ -160,6 +158,14 @@ def predict_all(models: pd.DataFrame, digit: np.ndarray) -> dict[str, np.ndarray
             continue
         answers[label] = np.asarray(probabilities, dtype=np.float64)
     return answers
+
+
+def load_problem(err: Exception, run_id: str) -> str:
+    """Why a model did not load, in words: ``engines.load_predictor``'s message (which names
+    the run, as the label does already), or the error's own first line."""
+    if isinstance(err, store.StoreError):
+        return str(err).removeprefix(f"{run_id}: ")
+    return f"its model cannot be loaded ({core.short_error(err)})"
 
 
 # --- results ---------------------------------------------------------------------------------
