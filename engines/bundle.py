@@ -142,6 +142,8 @@ def export_problem(run_dir: Path) -> str | None:
         return "folder name is not a valid run id"
     if store.effective_status(run) in store.ACTIVE_STATUSES:
         return f"it is still {run['status']}"
+    if run["status"] in store.ACTIVE_STATUSES:  # an import reads run.json, not this host's pids
+        return "its training process ended without recording an end (killed?)"
     if missing := store.missing_parts(run_dir, run["status"]):
         return f"it is done but has no {missing}"
     try:

@@ -11,6 +11,8 @@ import io
 import json
 import stat
 import struct
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import pandas as pd
 import pytest
 
 import engines
-from engines import bundle, store
+from engines import bundle, runner, store
 from engines.bundle import BundleError, export_runs, import_runs
 from engines.spec import RunSpec
 from tests.conftest import run_cli
@@ -195,6 +197,19 @@ def test_bundle_has_a_manifest_with_sizes_and_checksums(source: Path) -> None:
 def test_export_refuses_a_run_that_is_still_running(source: Path) -> None:
     run = make_run(source, status="queued")
     with pytest.raises(BundleError, match="still queued"):
+        export_runs([run])
+
+
+def test_export_leaves_out_a_run_whose_training_process_was_killed(source: Path) -> None:
+    """This host reads it as failed, but its run.json still says running, and an import
+    (on any machine) would refuse the whole bundle for it."""
+    run = make_run(source, status="failed")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    store.update_run(run, status="running", error=None, pid=dead.pid, host=runner.host_info())
+    assert store.load_runs(source).iloc[0]["status"] == "failed"
+    assert "killed" in bundle.export_problem(run)
+    with pytest.raises(BundleError, match="killed"):
         export_runs([run])
 
 
