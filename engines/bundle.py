@@ -67,8 +67,11 @@ class BundleError(Exception):
 
 # --- shared rules ------------------------------------------------------------------------
 def valid_run_id(run_id: str) -> bool:
-    """Safe as a single folder name: letters, digits, ``_ . -``; no ``..``; not hidden."""
-    return bool(RUN_ID_PATTERN.fullmatch(run_id)) and ".." not in run_id
+    """Safe as a single folder name: letters, digits, ``_ . -``; no ``..``; not hidden; not
+    the benchmark's folder (no run list shows it)."""
+    return (
+        bool(RUN_ID_PATTERN.fullmatch(run_id)) and ".." not in run_id and run_id != store.BENCH_DIR
+    )
 
 
 def size_limit(file_name: str) -> int:

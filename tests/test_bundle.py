@@ -297,6 +297,16 @@ def test_paths_escaping_the_store_are_refused(
     assert not (results_dir.parent / "evil").exists()
 
 
+def test_a_run_named_like_the_benchmark_folder_is_refused(
+    one_run_files: dict[str, bytes], results_dir: Path
+) -> None:
+    """It would land in results/bench/, which no run list shows (and bench writes into)."""
+    renamed = {f"bench/{name.split('/', 1)[1]}": data for name, data in one_run_files.items()}
+    run = json.loads(renamed["bench/run.json"])
+    renamed["bench/run.json"] = json.dumps({**run, "run_id": "bench"}).encode()
+    assert_refused(make_bundle(renamed), results_dir, "invalid run id")
+
+
 @pytest.mark.parametrize("extra", ["notes.txt", "model.h5", "run.json.bak", "history.csv"])
 def test_unexpected_file_names_are_refused(
     extra: str, one_run_files: dict[str, bytes], results_dir: Path
