@@ -123,7 +123,7 @@ class RunSpec:
     notes: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
-        if self.arch in ARCH_DEFAULTS:
+        if isinstance(self.arch, str) and self.arch in ARCH_DEFAULTS:  # a list is not hashable
             for name, default in ARCH_DEFAULTS[self.arch].items():
                 if getattr(self, name) is None:
                     object.__setattr__(self, name, default)
@@ -154,7 +154,7 @@ class RunSpec:
             "label_smoothing", self.label_smoothing, low=0.0, high=1.0, high_inclusive=False
         )
         _check_int("seed", self.seed, low=0, high=MAX_SEED)
-        _check_int("val_size", self.val_size, low=1, high=MNIST_TRAIN_IMAGES - 1)
+        _check_int("val_size", self.val_size, low=1, high=MNIST_TRAIN_IMAGES - smallest)
         if self.train_limit is not None:  # what the validation images leave
             high = MNIST_TRAIN_IMAGES - self.val_size
             _check_int("train_limit", self.train_limit, low=smallest, high=high)

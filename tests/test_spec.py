@@ -37,6 +37,9 @@ INVALID = [
     ("train_limit", 0),
     ("train_limit", 1),
     ("val_size", 60000),
+    ("val_size", 59999),  # would leave one training image, too few for BatchNorm
+    ("arch", ["dnn"]),  # from a --spec file: a list is not a name
+    ("arch", {"name": "dnn"}),
     ("test_limit", 10001),
     ("notes", 3),
 ]
