@@ -10,12 +10,15 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
+try:  # a second of library loading: Ctrl-C here ends quietly too, as it does later
+    import pandas as pd
 
-from engines import jobs, store
-from engines.core import EpochStats
-from engines.runner import host_info
-from engines.spec import ARCH_DEFAULTS, ARCHS, FRAMEWORKS, SCHEDULERS, RunSpec, over_seeds
+    from engines import jobs, store
+    from engines.core import EpochStats
+    from engines.runner import host_info
+    from engines.spec import ARCH_DEFAULTS, ARCHS, FRAMEWORKS, SCHEDULERS, RunSpec, over_seeds
+except KeyboardInterrupt:
+    sys.exit(130)
 
 FOLLOW_POLL_SECONDS = 0.5
 
@@ -28,6 +31,13 @@ class Parser(argparse.ArgumentParser):
 
 
 # --- options -----------------------------------------------------------------------------
+def folder_path(text: str) -> str:
+    """A non-empty path: an empty ``--results-dir "$UNSET"`` would make ``.`` the store."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty path")
+    return text
+
+
 def positive_int(text: str) -> int:
     value = int(text)  # argparse turns a ValueError into "invalid positive_int value"
     if value < 1:
@@ -108,7 +118,9 @@ def build_parser() -> Parser:
         description="Train, list, share and benchmark Digit Lab runs (--help on each command).",
     )
     parser.add_argument(
-        "--results-dir", help="run store folder (default: $RESULTS_DIR or results/)"
+        "--results-dir",
+        type=folder_path,
+        help="run store folder (default: $RESULTS_DIR or results/)",
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
@@ -298,16 +310,24 @@ def cmd_grid(args: argparse.Namespace, parser: Parser) -> int:
     one after another, each in its own process (TensorFlow and torch never mix), and never
     at the same time as a job someone queued from the dashboard.
     """
+    frameworks, archs = dict.fromkeys(args.framework), dict.fromkeys(args.arch)  # once each
     try:
-        pairs = [spec_from_args(args, f, a) for f in args.framework for a in args.arch]
+        pairs = [spec_from_args(args, f, a) for f in frameworks for a in archs]
         specs = over_seeds(pairs, args.seeds)
     except ValueError as err:
         parser.error(str(err))
     try:
-        run_dirs = jobs.submit(specs, args.results_dir)
+        twins = jobs.active_twins(specs, args.results_dir)
+        for spec, run_id in twins.items():
+            print(f"already queued or running: {spec.label} seed {spec.seed} ({run_id})")
+        specs = [spec for spec in specs if spec not in twins]
+        run_dirs = jobs.submit(specs, args.results_dir) if specs else []
     except OSError as err:
         return _cannot_write(args.results_dir, err)
     root = store.results_dir(args.results_dir)
+    if not run_dirs:
+        print("nothing new to queue")
+        return 0
     print(f"queued {len(run_dirs)} runs in {root}; Ctrl-C cancels them", flush=True)
     try:
         follow(run_dirs, specs)
@@ -422,13 +442,12 @@ def seed_table_text(runs: pd.DataFrame) -> str:
 def cmd_runs(args: argparse.Namespace) -> int:
     from engines.store import load_runs
 
+    if _store_is_a_file(args.results_dir):
+        return 2
     runs = load_runs(args.results_dir)
     if runs.empty:
         root = store.results_dir(args.results_dir)
-        if root.is_dir():
-            print(f"no runs in {root}")
-        else:
-            print(f"no runs in {root} ({'not a folder' if root.exists() else 'no such folder'})")
+        print(f"no runs in {root}" + ("" if root.is_dir() else " (no such folder)"))
     elif args.by_seed:
         print(seed_table_text(runs))
     else:
@@ -447,12 +466,24 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store_is_a_file(results_dir: str | None) -> bool:
+    """Say so when the run store named is a file (a wrong ``--results-dir``)."""
+    root = store.results_dir(results_dir)
+    if root.exists() and not root.is_dir():
+        print(f"error: {root} is a file, not a run store folder", file=sys.stderr)
+        return True
+    return False
+
+
 class UnknownRun(Exception):
     """A run id on the command line that names no run folder (or several)."""
 
 
 def find_run_dirs(run_ids: list[str], results_dir: str | None) -> list[Path]:
     """The run folders named on the command line, by full id or by its last part."""
+    root = store.results_dir(results_dir)
+    if root.exists() and not root.is_dir():
+        raise UnknownRun(f"{root} is a file, not a run store folder")
     folders = store.iter_run_dirs(results_dir)
     found = []
     for run_id in run_ids:
@@ -479,6 +510,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     if output.exists():
         print(f"error: {output} exists; remove it or give another --output", file=sys.stderr)
         return 1
+    if not output.parent.is_dir():  # a typo in the folder: say so rather than create it
+        print(f"error: --output: {output.parent} is not a folder", file=sys.stderr)
+        return 2
+    if _store_is_a_file(args.results_dir):
+        return 2
     named = find_run_dirs(args.run_ids, args.results_dir) if args.run_ids else None
     problems = {d: bundle.export_problem(d) for d in named or store.iter_run_dirs(args.results_dir)}
     if named is None:
@@ -570,7 +606,10 @@ def cmd_delete(args: argparse.Namespace) -> int:
             print("error: deleting cannot be undone; add --yes to confirm", file=sys.stderr)
             return 1
         names = "\n  ".join(run_dir.name for run_dir in run_dirs)
-        answer = input(f"Delete {len(run_dirs)} run(s) and all their files?\n  {names}\n[y/N] ")
+        try:
+            answer = input(f"Delete {len(run_dirs)} run(s) and all their files?\n  {names}\n[y/N] ")
+        except EOFError:  # Ctrl-D: no answer is a no
+            answer = ""
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return 1
@@ -611,9 +650,9 @@ def run_command(args: argparse.Namespace) -> int:
     if args.command in STORE_COMMANDS:
         try:
             return STORE_COMMANDS[args.command](args)
-        except UnknownRun as err:
+        except UnknownRun as err:  # a wrong value, as argparse's own errors
             print(f"error: {err}", file=sys.stderr)
-            return 1
+            return 2
     if args.command == "worker":
         try:
             jobs.run_worker(store.results_dir(args.results_dir), args.max_parallel)

@@ -60,6 +60,7 @@ def test_train_reads_a_spec_file(results_dir: Path, tmp_path: Path) -> None:
         (["fly"], "invalid choice: 'fly'"),
         (["train", "--run-dir", "/nonexistent-run"], "--run-dir: "),
         (["worker", "--max-parallel", "0"], "must be at least 1"),
+        (["--results-dir", "", "runs"], "--results-dir: empty path"),
         (["train", "--spec", "s.json", "--epochs", "5"], "whole spec; leave out --epochs"),
         (["train", "--run-dir", "r", "--framework", "keras"], "leave out --framework"),
         (["train", "--spec", "s.json", "--seed", "42"], "leave out --seed"),  # even a default
@@ -246,6 +247,17 @@ def test_export_of_a_named_unfinished_run_writes_nothing_and_says_why(
     assert not bundle_path.exists()
 
 
+@pytest.mark.parametrize("parent", ["typo", "a-file"])
+def test_export_into_a_folder_that_is_not_there_creates_nothing(
+    results_dir: Path, tmp_path: Path, parent: str
+) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    result = run_cli("export", "-o", str(tmp_path / parent / "team.zip"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: --output: {tmp_path / parent} is not a folder"
+    assert not (tmp_path / "typo").exists()
+
+
 def test_export_of_a_store_without_finished_runs_says_so_in_its_own_words(
     results_dir: Path, tmp_path: Path
 ) -> None:
@@ -338,7 +350,54 @@ def test_cancel_then_delete_a_job_by_the_short_id_the_dashboard_shows(results_di
     deleted = run_cli("delete", short_id, "--yes")
     assert deleted.returncode == 0 and not queued.exists()
     gone = run_cli("cancel", short_id)
-    assert gone.returncode == 1 and f"no run in {results_dir} called '{short_id}'" in gone.stderr
+    assert gone.returncode == 2 and f"no run in {results_dir} called '{short_id}'" in gone.stderr
+
+
+def test_ctrl_d_at_the_delete_question_deletes_nothing(
+    results_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engines.__main__ import main
+
+    run_dir = store.create_run(RunSpec("torch", "dnn"))
+    store.update_run(run_dir, status="cancelled")
+
+    def end_of_input(prompt: str) -> str:
+        raise EOFError
+
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", end_of_input)
+    assert main(["delete", run_dir.name[-6:]]) == 1
+    assert "nothing deleted" in capsys.readouterr().out
+    assert run_dir.is_dir()
+
+
+@pytest.mark.parametrize("command", [["runs"], ["export"], ["cancel", "5a7899"]])
+def test_a_results_path_that_is_a_file_is_a_wrong_value_not_an_empty_store(
+    tmp_path: Path, command: list[str]
+) -> None:
+    not_a_folder = tmp_path / "results"
+    not_a_folder.write_text("a file where the store should be")
+    result = run_cli("--results-dir", str(not_a_folder), *command)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {not_a_folder} is a file, not a run store folder"
+    ]
+
+
+def test_grid_queues_each_pair_once_and_skips_a_run_already_queued(results_dir: Path) -> None:
+    """The same pair twice on the command line, or a job the store already has with the very
+    same settings (it would train the same run again), is not queued."""
+    quick = {"epochs": 1, "train_limit": 1000, "val_size": 300, "test_limit": 300}
+    queued = store.create_run(RunSpec("torch", "dnn", **quick))  # no worker: it stays queued
+
+    result = run_cli("grid", "--framework", "torch", "torch", "--arch", "dnn", "dnn", *QUICK)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"already queued or running: torch/dnn seed 42 ({queued.name})",
+        "nothing new to queue",
+    ]
+    assert store.iter_run_dirs(results_dir) == [queued]
 
 
 def test_runs_on_a_folder_that_does_not_exist_says_so(tmp_path: Path) -> None:
