@@ -207,8 +207,7 @@ def cmd_train(args: argparse.Namespace, parser: Parser) -> int:
         except store.StoreError as err:
             parser.error(f"--run-dir: {err}")
         if run["status"] != "queued":
-            print(f"error: {run_dir} is {run['status']}, not queued", file=sys.stderr)
-            return 1
+            parser.error(f"--run-dir: {run_dir} is {run['status']}, not queued")
     else:
         spec = _spec_for_train(args, parser)
         try:

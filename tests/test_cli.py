@@ -76,6 +76,15 @@ def test_bad_option_exits_2_with_one_clear_line(
     assert store.iter_run_dirs(results_dir) == []  # nothing half-created
 
 
+def test_train_run_dir_of_a_finished_run_is_a_wrong_value(results_dir: Path) -> None:
+    run_dir = store.create_run(RunSpec("torch", "dnn"))
+    store.update_run(run_dir, status="cancelled")
+    result = run_cli("train", "--run-dir", str(run_dir))
+    assert result.returncode == 2
+    assert f"--run-dir: {run_dir} is cancelled, not queued" in result.stderr
+    assert store.read_run(run_dir)["status"] == "cancelled"
+
+
 def test_a_results_folder_that_cannot_be_written_is_one_clear_line(tmp_path: Path) -> None:
     not_a_folder = tmp_path / "results"
     not_a_folder.write_text("a file where the store should be")
