@@ -151,27 +151,28 @@ def _whole_epoch_ticks(figure: go.Figure, last_epoch: int) -> None:
     figure.update_xaxes(tickvals=list(range(1, last_epoch + 1, step)))  # none past the last
 
 
-def confusion_figure(matrix: np.ndarray, title: str) -> go.Figure:
+def confusion_figure(matrix: np.ndarray, title: str, difference: bool = False) -> go.Figure:
     """Heatmap of a 10x10 confusion matrix (rows = true digit, columns = predicted).
 
     An integer matrix holds counts, a float one shares (``metrics.confusion_matrix(…,
-    normalize=True)``). A matrix with negative entries (a difference between two runs)
-    gets a red-blue scale centred on zero.
+    normalize=True)``; NaN in the row of a digit with no test images, drawn blank). A
+    ``difference`` of two runs gets a red-blue scale centred on zero whose range is set by the
+    off-diagonal cells: each diagonal cell is minus the sum of its row's other cells, so it
+    would take the whole range and leave the changed mistakes nearly white (it is capped at
+    the darkest shade; its text gives the value).
     """
     values = np.asarray(matrix)
     digits = [str(d) for d in range(values.shape[0])]
-    diverging = bool((values < 0).any())
     shares = values.dtype.kind == "f"
     heatmap = go.Heatmap(
         z=values,
         x=digits,
         y=digits,
-        text=_cell_texts(values, shares=shares, signed=diverging),
-        colorbar={"tickformat": "+.0%" if diverging else ".0%"} if shares else None,
+        text=_cell_texts(values, shares=shares, signed=difference),
         texttemplate="%{text}",
-        colorscale="RdBu" if diverging else "Blues",
-        zmid=0 if diverging else None,
-        hovertemplate="true %{y} → predicted %{x}: %{text}<extra></extra>",
+        hovertemplate=f"true %{{y}} → predicted %{{x}}: {_hover_value(shares, difference)}"
+        "<extra></extra>",
+        **(_difference_scale(values, shares) if difference else _count_scale(shares)),
     )
     figure = go.Figure(heatmap)
     figure.update_layout(
@@ -184,6 +185,28 @@ def confusion_figure(matrix: np.ndarray, title: str) -> go.Figure:
     figure.update_xaxes(type="category")
     figure.update_yaxes(type="category")
     return figure
+
+
+def _hover_value(shares: bool, signed: bool) -> str:
+    sign = "+" if signed else ""
+    return f"%{{z:{sign}.2%}}" if shares else f"%{{z:{sign},d}}"
+
+
+def _count_scale(shares: bool) -> dict:
+    return {"colorscale": "Blues", "colorbar": {"tickformat": ".0%"} if shares else None}
+
+
+def _difference_scale(values: np.ndarray, shares: bool) -> dict:
+    off_diagonal = values[~np.eye(values.shape[0], dtype=bool)]
+    largest = np.nanmax(np.abs(off_diagonal), initial=0.0)
+    if largest == 0:  # no mistake changed: any range draws the zeros white
+        largest = 0.01 if shares else 1
+    return {
+        "colorscale": "RdBu",
+        "zmin": -largest,
+        "zmax": largest,
+        "colorbar": {"tickformat": "+.0%"} if shares else {"tickformat": "+d"},
+    }
 
 
 def _run_styles(history: pd.DataFrame) -> dict[str, dict]:
@@ -211,10 +234,13 @@ def _run_styles(history: pd.DataFrame) -> dict[str, dict]:
 
 
 def _cell_texts(values: np.ndarray, shares: bool, signed: bool) -> list[list[str]]:
-    """Cell labels: shares as percentages, counts as integers; a difference of 0 is blank."""
+    """Cell labels: shares as percentages, counts as integers; a difference of 0 is blank
+    (the hover gives it); "–" where a digit has no test images (a share of nothing)."""
     sign = "+" if signed else ""
 
     def text(value: float) -> str:
+        if np.isnan(value):
+            return "–"
         if signed and value == 0:
             return ""
         return f"{value:{sign}.1%}" if shares else f"{int(value):{sign}d}"

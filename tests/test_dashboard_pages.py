@@ -632,9 +632,11 @@ def test_difference_of_two_runs_is_their_count_matrices_subtracted(trained) -> N
     np.testing.assert_array_equal(difference, own - other)
 
 
-def test_runs_tested_on_different_numbers_of_images_are_compared_in_shares(
+def test_runs_tested_on_different_numbers_of_images_are_compared_on_the_shared_ones(
     trained_store: Path, results_dir: Path
 ) -> None:
+    """A run tested with --test-limit 500 has the first 500 test images: the difference is
+    taken on those, or it would show the test sets' differences as the models'."""
     first, second = copy_runs(trained_store, results_dir, 2)
     fewer = store.read_predictions(second).iloc[:500]  # as if tested with --test-limit 500
     store.write_predictions(second, fewer["label"].to_numpy(), fewer[store.PROB_COLUMNS])
@@ -644,9 +646,27 @@ def test_runs_tested_on_different_numbers_of_images_are_compared_in_shares(
 
     difference = values(figures(app)[1]["data"][0]["z"])
 
-    own = metrics.confusion_matrix(store.read_predictions(first), normalize=True)
-    np.testing.assert_allclose(difference, own - metrics.confusion_matrix(fewer, normalize=True))
-    assert "tested on 1,000 and 500 images" in texts(app.info)
+    own = store.read_predictions(first).iloc[:500]
+    np.testing.assert_array_equal(
+        difference, metrics.confusion_matrix(own) - metrics.confusion_matrix(fewer)
+    )
+    assert "Compared on the 500 test images both runs were tested on" in texts(app.info)
+    accuracy = f"{metrics.accuracy(own):.2%}"
+    assert f"{first.name[-6:]} {accuracy}, " in texts(app.caption)
+
+
+def test_two_runs_with_the_same_matrix_are_said_to_be_the_same(
+    trained_store: Path, results_dir: Path
+) -> None:
+    first, second = copy_runs(trained_store, results_dir, 2)
+    same = store.read_predictions(first)
+    store.write_predictions(second, same["label"].to_numpy(), same[store.PROB_COLUMNS])
+    app = open_page("confusion", runs=[first.name, second.name])
+
+    assert "no cell differs" in texts(app.info)
+    heatmap = figures(app)[1]["data"][0]
+    assert heatmap["colorscale"][0][1] != heatmap["colorscale"][-1][1]  # still red to blue
+    assert heatmap["zmin"] == -heatmap["zmax"]  # centred: the zeros are white
 
 
 def test_a_confusion_link_opens_the_run_and_comparison_it_names(trained) -> None:

@@ -52,14 +52,24 @@ def test_per_class_metrics_match_hand_computed_precision_recall_f1() -> None:
     assert list(table["support"]) == [2, 2, 3, 0, 0, 0, 0, 0, 0, 0]
 
 
-def test_digits_never_seen_or_never_predicted_score_zero_not_nan() -> None:
-    frame = predictions([3, 3], [9, 9])  # 3 is never predicted, 9 never the truth
+def test_undefined_precision_recall_and_f1_are_nan_not_a_measured_zero() -> None:
+    frame = predictions([3, 3, 4], [9, 9, 4])  # 3 is never predicted, 9 never the truth
 
     table = metrics.per_class_metrics(frame).set_index("digit")
 
-    assert not table.isna().any().any()
+    assert np.isnan(table.loc[3, "precision"]) and table.loc[3, "recall"] == 0.0
+    assert table.loc[9, "precision"] == 0.0 and np.isnan(table.loc[9, "recall"])
+    assert np.isnan(table.loc[3, "f1"]) and np.isnan(table.loc[9, "f1"])
+    assert table.loc[4, ["precision", "recall", "f1"]].tolist() == [1.0, 1.0, 1.0]
+    assert table.loc[0, ["precision", "recall", "f1"]].isna().all()  # neither seen nor predicted
+
+
+def test_f1_is_zero_when_a_digit_is_both_predicted_and_present_but_never_right() -> None:
+    frame = predictions([3, 5], [5, 3])
+
+    table = metrics.per_class_metrics(frame).set_index("digit")
+
     assert table.loc[3, ["precision", "recall", "f1"]].tolist() == [0.0, 0.0, 0.0]
-    assert table.loc[9, ["precision", "recall", "f1"]].tolist() == [0.0, 0.0, 0.0]
 
 
 def test_normalized_rows_are_shares_of_each_true_digit() -> None:
@@ -67,7 +77,7 @@ def test_normalized_rows_are_shares_of_each_true_digit() -> None:
 
     np.testing.assert_allclose(shares[:3].sum(axis=1), 1.0)
     assert shares[2, 0] == pytest.approx(1 / 3)
-    assert not shares[3:].any()  # digits with no test images stay 0, not NaN
+    assert np.isnan(shares[3:]).all()  # digits with no test images: undefined, not 0 %
 
 
 def test_accuracy_is_the_share_of_right_predictions() -> None:
@@ -98,3 +108,15 @@ def test_mistakes_lists_only_wrong_predictions_most_confident_first() -> None:
 
     assert wrong["label"].tolist() == [2, 1, 3]  # the right answer (label 0) is not a mistake
     assert wrong["confidence"].tolist() == [0.95, 0.6, 0.4]
+
+
+def test_runs_tested_on_different_images_are_compared_on_the_ones_they_share() -> None:
+    everything = predictions([0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 9])
+    first_four = predictions([0, 1, 2, 3], [0, 7, 2, 3])  # as with --test-limit 4
+
+    mine, theirs = metrics.shared_test_images(everything, first_four)
+
+    assert mine["index"].tolist() == theirs["index"].tolist() == [0, 1, 2, 3]
+    difference = metrics.confusion_difference(mine, theirs)
+    assert difference[1, 1] == 1 and difference[1, 7] == -1
+    assert np.count_nonzero(difference) == 2  # image 5's mistake is not a difference

@@ -41,8 +41,14 @@ def show_matrix(predictions: pd.DataFrame, label: str, normalize: bool) -> None:
     left.plotly_chart(charts.confusion_figure(matrix, title), key="matrix")
     right.metric("test accuracy", f"{metrics.accuracy(predictions):.2%}")
     right.caption(f"on {len(predictions):,} test images")
+    table = metrics.per_class_metrics(predictions)
+    if table.isna().any(axis=None):
+        right.caption(
+            "Blank: undefined. Precision of a digit the run never predicted, recall of one "
+            "with no test images, and F1 of either."
+        )
     right.dataframe(
-        metrics.per_class_metrics(predictions),
+        table,
         hide_index=True,
         key="per_class",
         column_config={
@@ -53,16 +59,32 @@ def show_matrix(predictions: pd.DataFrame, label: str, normalize: bool) -> None:
 
 
 def show_difference(
-    predictions: pd.DataFrame, other: pd.DataFrame, title: str, normalize: bool
+    predictions: pd.DataFrame, other: pd.DataFrame, names: tuple[str, str], normalize: bool
 ) -> None:
-    if not normalize and len(predictions) != len(other):
-        normalize = True  # counts of 10,000 and of 1,000 images do not subtract
+    """``names[0]`` minus ``names[1]``, on the test images both runs were tested on."""
+    mine, theirs = metrics.shared_test_images(predictions, other)
+    if mine.empty:
+        st.warning("The two runs were tested on different test images; nothing to compare.")
+        return
+    if len(mine) < max(len(predictions), len(other)):
         st.info(
-            f"Shown as shares of each true digit: the runs were tested on {len(predictions):,} "
-            f"and {len(other):,} images, so their counts do not compare."
+            f"Compared on the {len(mine):,} test images both runs were tested on "
+            f"({names[0]} on {len(predictions):,}, {names[1]} on {len(other):,})."
         )
-    difference = metrics.confusion_difference(predictions, other, normalize)
-    st.plotly_chart(charts.confusion_figure(difference, title), key="difference")
+    first, second = metrics.accuracy(mine), metrics.accuracy(theirs)
+    st.caption(
+        f"Test accuracy on these images: {names[0]} {first:.2%}, {names[1]} {second:.2%} "
+        f"({(first - second) * 100:+.2f} points). Blue: more in {names[0]}, which is better on "
+        "the diagonal (correct answers) and worse off it (mistakes); red: more in the compared "
+        "run. The colours are scaled to the cells off the diagonal (which mistakes changed); a "
+        "diagonal cell beyond that range takes the darkest shade."
+    )
+    difference = metrics.confusion_difference(mine, theirs, normalize)
+    if not np.nan_to_num(difference).any():
+        st.info("The two confusion matrices are the same on these images: no cell differs.")
+    title = f"{names[0]} minus {names[1]}"
+    figure = charts.confusion_figure(difference, title, difference=True)
+    st.plotly_chart(figure, key="difference")
 
 
 def show_gallery(predictions: pd.DataFrame) -> None:
@@ -108,13 +130,8 @@ if not others:
 else:
     other_id = ui.run_selectbox("Compared with", others, labels, param="other")
     other = predictions_of(done.loc[other_id, "run_dir"])
-    title = f"{labels[run_id]} minus {labels[other_id]}"
     if other is not None:
-        st.caption(
-            f"Blue: more in {labels[run_id]}, which is better on the diagonal (correct answers) "
-            "and worse off it (mistakes); red: more in the compared run."
-        )
-        show_difference(predictions, other, title, normalize)
+        show_difference(predictions, other, (labels[run_id], labels[other_id]), normalize)
 
 st.subheader("Misclassified test digits")
 show_gallery(predictions)
