@@ -146,6 +146,7 @@ def history_of(runs: pd.DataFrame) -> pd.DataFrame:
 
     Runs before their first epoch have no history yet: left out quietly while queued or
     running, named in a caption if they ended there; other unreadable ones are warned about.
+    A run that failed or was cancelled says so in its label (``torch/dnn a1b2c3 (cancelled)``).
     """
     frames = []
     for run in runs.to_dict("records"):
@@ -158,7 +159,8 @@ def history_of(runs: pd.DataFrame) -> pd.DataFrame:
         except store.StoreError as err:  # its message starts with the folder: named once
             st.warning(f"{run_label(run)}: {str(err).removeprefix(run['run_id'] + ': ')}")
             continue
-        frames.append(history.assign(label=run_label(run)))
+        ended = f" ({run['status']})" if run["status"] in ("failed", "cancelled") else ""
+        frames.append(history.assign(label=run_label(run) + ended))  # not mistaken for done
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

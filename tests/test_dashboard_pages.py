@@ -576,6 +576,20 @@ def test_curves_name_a_run_that_ended_before_its_first_epoch(results_dir: Path) 
     assert "history.parquet" not in texts(app.warning)
 
 
+def test_curves_of_a_cancelled_run_are_labelled_cancelled(results_dir: Path) -> None:
+    """Its shorter curve must not read as a finished run that simply stopped early."""
+    run_dir = store.create_run(RunSpec("torch", "dnn"), results_dir)
+    row = {"epoch": 1, "train_loss": 0.5, "train_accuracy": 0.8, "val_loss": 0.4,
+           "val_accuracy": 0.85, "lr": 0.001, "epoch_seconds": 1.0}  # fmt: skip
+    store.write_history(run_dir, store.read_run(run_dir), [row])
+    store.update_run(run_dir, status="cancelled", error="cancelled")
+
+    app = open_page("curves", runs=[run_dir.name])
+
+    (accuracy, _, _) = figures(app)
+    assert trace_names(accuracy) == {f"torch/dnn {run_dir.name[-6:]} (cancelled)"}
+
+
 def test_curves_name_a_run_with_a_damaged_history_and_draw_the_others(results_dir: Path) -> None:
     run_dirs = []
     for seed in (1, 2):

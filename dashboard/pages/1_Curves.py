@@ -51,7 +51,7 @@ if history.empty:
 if by_seed:
     history = ui.seed_history(shown, history)
     if history.empty:
-        st.warning("None of these runs has finished yet: only finished runs are grouped.")
+        st.warning("None of these runs has finished: only finished runs are grouped.")
         st.stop()
 
 st.caption(
