@@ -676,6 +676,81 @@ def test_a_confusion_link_to_an_unknown_run_says_so(trained) -> None:
     assert box(app, "Run").value == first
 
 
+def finished_run(results_dir: Path, spec: RunSpec, accuracies: tuple[float, ...] = (0.9,)) -> Path:
+    """A done run without a model: a history with one epoch per validation accuracy, and
+    predictions on 100 test images (the first ``accuracy`` share of them right)."""
+    run_dir = store.create_run(spec, results_dir)
+    run = store.update_run(run_dir, status="done", test_accuracy=accuracies[-1])
+    rows = [
+        {"epoch": epoch, "train_loss": 1 - accuracy, "train_accuracy": accuracy,
+         "val_loss": 1.1 - accuracy, "val_accuracy": accuracy, "lr": 0.001, "epoch_seconds": 1.0}
+        for epoch, accuracy in enumerate(accuracies, start=1)
+    ]  # fmt: skip
+    store.write_history(run_dir, run, rows)
+    labels = np.arange(100) % 10
+    predicted = np.where(np.arange(100) < accuracies[-1] * 100, labels, (labels + 1) % 10)
+    store.write_predictions(run_dir, labels, np.eye(10)[predicted])
+    return run_dir
+
+
+def test_a_confusion_link_opened_before_its_run_is_imported_picks_it_once_it_is_here(
+    results_dir: Path, tmp_path: Path
+) -> None:
+    kept = finished_run(results_dir, RunSpec("torch", "dnn", seed=1))
+    later = finished_run(tmp_path / "teammate", RunSpec("keras", "cnn", seed=2), (0.8,))
+    app = AppTest.from_file(str(PROJECT_ROOT / PAGES["confusion"]), default_timeout=TIMEOUT_S)
+    app.query_params.update(runs=f"{kept.name},{later.name}", run=later.name, other=kept.name)
+    rerun(app)
+    assert box(app, "Run").value == kept.name  # shown until the linked run is here
+    assert app.query_params["run"] == later.name  # the link still asks for it
+
+    shutil.move(later, results_dir / later.name)  # imported meanwhile
+    rerun(app)
+
+    assert (box(app, "Run").value, box(app, "Compared with").value) == (later.name, kept.name)
+    assert "other= in the address" not in texts(app.warning)
+    assert (app.query_params["run"], app.query_params["other"]) == (later.name, kept.name)
+
+
+def test_a_confusion_link_whose_compared_run_is_the_shown_run_says_nothing_about_it(
+    results_dir: Path,
+) -> None:
+    for seed in (1, 2):
+        finished_run(results_dir, RunSpec("torch", "dnn", seed=seed))
+    first, second = map(Path, engines.load_runs(results_dir)["run_dir"])  # the boxes' order
+    gone = "20990101-000000-torch-dnn-gone00"
+    app = AppTest.from_file(str(PROJECT_ROOT / PAGES["confusion"]), default_timeout=TIMEOUT_S)
+    app.query_params.update(runs=f"{first.name},{second.name}", run=gone, other=first.name)
+    rerun(app)
+
+    assert box(app, "Run").value == first.name
+    assert box(app, "Compared with").value == second.name
+    assert "other= in the address" not in texts(app.warning)
+
+    box(app, "Run").set_value(second.name)  # chosen in the box: the link's run is dropped
+    rerun(app)
+    assert (box(app, "Run").value, box(app, "Compared with").value) == (second.name, first.name)
+    assert (app.query_params["run"], app.query_params["other"]) == (second.name, first.name)
+
+
+def test_curves_of_a_link_opened_before_its_runs_are_imported_draw_them_once_here(
+    results_dir: Path, tmp_path: Path
+) -> None:
+    kept = finished_run(results_dir, RunSpec("torch", "dnn", seed=1))
+    later = finished_run(tmp_path / "teammate", RunSpec("keras", "cnn", seed=2))
+    app = open_page("curves", runs=[kept.name, later.name])
+    assert f"Not in this store: {later.name}" in texts(app.warning)
+
+    shutil.move(later, results_dir / later.name)
+    rerun(app)
+
+    assert trace_names(figures(app)[0]) == {
+        f"torch/dnn {kept.name[-6:]}",
+        f"keras/cnn {later.name[-6:]}",
+    }
+    assert not app.warning
+
+
 @pytest.mark.parametrize("page", ["curves", "confusion"])
 def test_a_pick_of_unknown_runs_offers_every_finished_run_instead(trained, page: str) -> None:
     app = open_page(page, runs=["20990101-000000-torch-dnn-gone00"])
