@@ -844,6 +844,24 @@ def test_cancel_marks_a_queued_job_cancelled(results_dir: Path) -> None:
     assert "cancelled before it started" in texts(app.toast)  # and says what happened
 
 
+def test_each_sidebar_job_card_names_its_job_on_its_cancel_button_and_progress_bar(
+    results_dir: Path,
+) -> None:
+    queued = store.create_run(RunSpec("torch", "cnn"), results_dir)
+    running = store.create_run(RunSpec("keras", "dnn"), results_dir, status="running")
+    store.update_run(
+        running, pid=1, host={"name": "other-machine"}, progress={"epoch": 1, "epochs": 4}
+    )
+
+    app = open_page("home")
+
+    names = {d.name: "{2}/{3} {4}".format(*d.name.split("-")) for d in (queued, running)}
+    labels = {b.key: b.label for b in app.sidebar.button if b.key.startswith("cancel-")}
+    assert labels == {f"cancel-{run_id}": f"Cancel {name}" for run_id, name in names.items()}
+    (bar,) = app.sidebar.get("progress")
+    assert bar.proto.text == f"{names[running.name]}: epoch 1/4"
+
+
 def test_the_job_to_cancel_is_the_running_one_before_the_queue(results_dir: Path) -> None:
     store.create_run(RunSpec("torch", "cnn"), results_dir)  # queued first, still waiting
     running = store.create_run(RunSpec("torch", "dnn"), results_dir, status="running")
