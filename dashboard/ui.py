@@ -179,6 +179,33 @@ def seed_history(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     return curves
 
 
+CURVES_TABLE_COLUMNS = {
+    "run": "run",
+    "epochs": "epochs",
+    "last_val_accuracy": st.column_config.NumberColumn("last val accuracy", format="%.2f %%"),
+    "best_val_accuracy": st.column_config.NumberColumn("best val accuracy", format="%.2f %%"),
+    "best_accuracy_epoch": "best at epoch",
+    "last_val_loss": st.column_config.NumberColumn("last val loss", format="%.4f"),
+    "lowest_val_loss": st.column_config.NumberColumn("lowest val loss", format="%.4f"),
+    "lowest_loss_epoch": "lowest at epoch",
+}
+
+
+def show_curves_table(history: pd.DataFrame) -> None:
+    """The curves in numbers (:func:`engines.compare.curves_summary`), in an expander: the
+    charts' text alternative, read without hovering."""
+    table = compare.curves_summary(history)
+    percent = table[["last_val_accuracy", "best_val_accuracy"]] * 100
+    with st.expander("Curves as a table"):
+        st.dataframe(
+            table.assign(**percent),
+            hide_index=True,
+            column_config=CURVES_TABLE_COLUMNS,
+            placeholder=MISSING,
+            key="curves_table",
+        )
+
+
 def show_skipped(runs: pd.DataFrame) -> None:
     """Folders the store could not read, in an expander (never a traceback)."""
     skipped = runs.attrs.get("skipped", [])

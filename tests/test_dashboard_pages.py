@@ -90,6 +90,12 @@ def texts(elements) -> str:
     return "\n".join(str(element.value) for element in elements)
 
 
+def table_in(app: AppTest, expander: str):
+    """The (first) dataframe in the page's expander labelled ``expander``."""
+    (found,) = [e for e in app.main.expander if e.label == expander]
+    return found.dataframe[0]
+
+
 def label(run: pd.Series) -> str:
     return f"{run.framework}/{run.arch} {run.run_id[-6:]}"
 
@@ -449,7 +455,7 @@ def test_curves_show_loss_accuracy_and_lr_of_the_picked_runs(trained) -> None:
 
     accuracy, loss, lr = figures(app)
     assert trace_names(accuracy) == {label(run) for run in picked.itertuples()}
-    lr_table = app.dataframe[0].value
+    lr_table = table_in(app, "Learning rate per epoch (table)").value
     for run in picked.itertuples():
         history = store.read_history(run.run_dir)
         (val_accuracy,) = traces(accuracy, label(run), axis="x2")
@@ -472,7 +478,8 @@ def test_curves_loss_goes_on_a_log_scale_when_asked_and_the_lr_table_keeps_4_dig
 
     assert loss["layout"]["yaxis"]["type"] == "log"
     assert accuracy["layout"]["yaxis"].get("type") != "log"
-    lr_column = json.loads(app.dataframe[0].proto.columns)[label(trained.iloc[0])]
+    lr_table = table_in(app, "Learning rate per epoch (table)")
+    lr_column = json.loads(lr_table.proto.columns)[label(trained.iloc[0])]
     assert lr_column["type_config"]["format"] == "%.4g"  # 0.00225 shown, not 0.0023
 
 
@@ -563,7 +570,8 @@ def test_grouped_curves_name_what_sets_apart_two_settings_of_one_pair(results_di
         "torch/dnn · 1 seed · learning rate 0.01",
     }
     assert accuracy["layout"]["legend"]["title"]["text"] == "setting (mean of its runs)"
-    assert not app.main.get("expander")  # no LR table of means no run used
+    expanders = [e.label for e in app.main.expander]
+    assert expanders == ["Curves as a table"]  # no LR table of means no run used
 
 
 def test_curves_name_a_run_that_ended_before_its_first_epoch(results_dir: Path) -> None:
@@ -691,6 +699,22 @@ def finished_run(results_dir: Path, spec: RunSpec, accuracies: tuple[float, ...]
     predicted = np.where(np.arange(100) < accuracies[-1] * 100, labels, (labels + 1) % 10)
     store.write_predictions(run_dir, labels, np.eye(10)[predicted])
     return run_dir
+
+
+def test_curves_give_each_runs_last_and_best_validation_numbers_as_a_table(
+    results_dir: Path,
+) -> None:
+    run_dir = finished_run(results_dir, RunSpec("torch", "dnn"), (0.8, 0.9, 0.85))
+
+    app = open_page("curves")
+
+    table = table_in(app, "Curves as a table").value
+    assert table.to_dict("records") == [
+        {"run": f"torch/dnn {run_dir.name[-6:]}", "epochs": 3,
+         "last_val_accuracy": pytest.approx(85.0), "best_val_accuracy": pytest.approx(90.0),
+         "best_accuracy_epoch": 2, "last_val_loss": pytest.approx(0.25),
+         "lowest_val_loss": pytest.approx(0.2), "lowest_loss_epoch": 2}
+    ]  # fmt: skip
 
 
 def test_a_confusion_link_opened_before_its_run_is_imported_picks_it_once_it_is_here(
