@@ -323,11 +323,15 @@ def _job_progress() -> None:
 
 
 def _job_card(run: dict[str, Any]) -> None:
+    """A job's line, progress bar and Cancel button; the bar and the button name the job, so
+    a screen reader or voice control tells one job's Cancel from another's."""
+    label = run_label(run)
     with st.container(border=True):
         st.markdown(job_line(run))
         progress = _progress(run)
         if run["status"] == "running" and progress.get("epochs"):
-            st.progress(min(1.0, progress.get("epoch", 0) / progress["epochs"]))
+            epoch, epochs = progress.get("epoch", 0), progress["epochs"]
+            st.progress(min(1.0, epoch / epochs), text=f"{label}: epoch {epoch}/{epochs}")
         if run["status"] == "failed":
             st.error(run.get("error") or "failed without an error message")
         if run["status"] in store.ACTIVE_STATUSES:
@@ -335,10 +339,10 @@ def _job_card(run: dict[str, Any]) -> None:
             # reruns the whole page for a status change (a job that just started), which
             # would otherwise drop it.
             st.button(
-                "Cancel",
+                f"Cancel {label}",
                 key=f"cancel-{run['run_id']}",
                 on_click=cancel_and_tell,
-                args=(run["run_dir"], run_label(run)),
+                args=(run["run_dir"], label),
             )
 
 

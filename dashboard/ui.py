@@ -181,6 +181,33 @@ def seed_history(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     return curves
 
 
+CURVES_TABLE_COLUMNS = {
+    "run": "run",
+    "epochs": "epochs",
+    "last_val_accuracy": st.column_config.NumberColumn("last val accuracy", format="%.2f %%"),
+    "best_val_accuracy": st.column_config.NumberColumn("best val accuracy", format="%.2f %%"),
+    "best_accuracy_epoch": "best at epoch",
+    "last_val_loss": st.column_config.NumberColumn("last val loss", format="%.4f"),
+    "lowest_val_loss": st.column_config.NumberColumn("lowest val loss", format="%.4f"),
+    "lowest_loss_epoch": "lowest at epoch",
+}
+
+
+def show_curves_table(history: pd.DataFrame) -> None:
+    """The curves in numbers (:func:`engines.compare.curves_summary`), in an expander: the
+    charts' text alternative, read without hovering."""
+    table = compare.curves_summary(history)
+    percent = table[["last_val_accuracy", "best_val_accuracy"]] * 100
+    with st.expander("Curves as a table"):
+        st.dataframe(
+            table.assign(**percent),
+            hide_index=True,
+            column_config=CURVES_TABLE_COLUMNS,
+            placeholder=MISSING,
+            key="curves_table",
+        )
+
+
 def show_skipped(runs: pd.DataFrame) -> None:
     """Folders the store could not read, in an expander (never a traceback)."""
     skipped = runs.attrs.get("skipped", [])
@@ -326,21 +353,42 @@ def run_selectbox(label: str, ids: list[str], labels: dict[str, str], param: str
     """A selectbox over ``ids`` whose choice is kept as a run id in the URL's ``param``.
 
     (Streamlit's own ``bind="query-params"`` would put the displayed label in the URL.)
-    A run id in a link that is not among ``ids`` is named in a warning, not dropped quietly.
+    The run a link asks for stays asked for until another is chosen in the box: while it is
+    not among ``ids`` the box shows the first of them and the URL keeps the link's id, so a
+    link opened before its runs were imported picks them once they are here. A linked id
+    that is none of ``labels`` (the runs the page shows) is named in a warning.
     The box gets a new key whenever ``ids`` change: a box whose chosen run was deleted kept
     showing it in the browser while the page showed another run.
     """
-    wanted = st.query_params.get(param)
-    if wanted is not None and param not in st.session_state:  # a link was opened
-        if wanted in ids:
-            st.session_state[param] = wanted
-        else:
-            st.warning(f"Run {wanted!r} ({param}= in the address) is not one of the finished "
-                       f"runs shown here; showing {labels[ids[0]]} instead.")  # fmt: skip
-    chosen = st.session_state.get(param)
-    index = ids.index(chosen) if chosen in ids else 0  # the first, if the chosen one went
+    wanted = _wanted_run(param, ids, labels)
+    index = ids.index(wanted) if wanted in ids else 0  # the first, while the wanted one is not here
     key = key_for(f"{param}_box", ids)
-    chosen = st.selectbox(label, ids, index=index, format_func=labels.get, key=key)
-    st.session_state[param] = chosen
-    st.query_params[param] = chosen
+    chosen = st.selectbox(
+        label,
+        ids,
+        index=index,
+        format_func=labels.get,
+        key=key,
+        on_change=_choose_run,
+        args=(param, key),
+    )
+    st.session_state.setdefault(param, chosen)
+    st.query_params[param] = st.session_state[param]
     return chosen
+
+
+def _wanted_run(param: str, ids: list[str], labels: dict[str, str]) -> str | None:
+    """The run id wanted in a :func:`run_selectbox`: the one last chosen in this session, or
+    the link's (warned about once, when the page does not show it)."""
+    from_link = st.query_params.get(param)
+    if from_link is not None and param not in st.session_state:  # a link was opened
+        st.session_state[param] = from_link
+        if from_link not in labels:
+            st.warning(f"Run {from_link!r} ({param}= in the address) is not one of the finished "
+                       f"runs shown here; showing {labels[ids[0]]} instead.")  # fmt: skip
+    return st.session_state.get(param)
+
+
+def _choose_run(param: str, key: str) -> None:
+    """A run chosen in a :func:`run_selectbox` (``key``) becomes the wanted one."""
+    st.session_state[param] = st.session_state[key]

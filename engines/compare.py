@@ -4,6 +4,9 @@ One run's test accuracy moves by a tenth of a point or more from seed to seed, s
 between two settings means something only when it is larger than that spread. Grouping the
 finished runs by everything but the seed gives each setting's mean, spread and run count
 (what W&B calls grouping runs), for the dashboard and for notebooks alike.
+
+:func:`curves_summary` puts training curves (one run's or one group's) in numbers: each
+one's last and best validation accuracy and loss.
 """
 
 from __future__ import annotations
@@ -187,3 +190,52 @@ def seed_group_labels(table: pd.DataFrame) -> dict[int, str]:
             differ = (f"{setting_name(c)} {setting_value(same_pair.at[number, c])}" for c in apart)
             labels[number] += " · " + ", ".join(differ)
     return labels
+
+
+# --- curves in numbers -------------------------------------------------------------------
+CURVES_SUMMARY = [
+    "run", "epochs", "last_val_accuracy", "best_val_accuracy", "best_accuracy_epoch",
+    "last_val_loss", "lowest_val_loss", "lowest_loss_epoch",
+]  # fmt: skip
+
+
+def curves_summary(history: pd.DataFrame) -> pd.DataFrame:
+    """One row per curve (``label``) of stacked histories, in the order they come: ``run``
+    (the label), ``epochs``, the last epoch's validation accuracy and loss, the best of each
+    and the epoch it came in (missing where a run has no number, a diverged loss say).
+
+    What the Curves page's charts show, readable without hovering over them.
+    """
+    rows = [
+        _curve_numbers(str(label), curve.sort_values("epoch"))
+        for label, curve in history.groupby("label", sort=False)
+    ]
+    table = pd.DataFrame(rows, columns=CURVES_SUMMARY)
+    epochs = dict.fromkeys(("epochs", "best_accuracy_epoch", "lowest_loss_epoch"), "Int64")
+    numbers = dict.fromkeys(CURVES_SUMMARY[2:], "float64")
+    return table.astype(numbers | epochs)
+
+
+def _curve_numbers(label: str, curve: pd.DataFrame) -> dict[str, object]:
+    last = curve.iloc[-1]
+    best_accuracy, best_accuracy_epoch = _best(curve, "val_accuracy", highest=True)
+    lowest_loss, lowest_loss_epoch = _best(curve, "val_loss", highest=False)
+    return {
+        "run": label,
+        "epochs": int(last["epoch"]),
+        "last_val_accuracy": last["val_accuracy"],
+        "best_val_accuracy": best_accuracy,
+        "best_accuracy_epoch": best_accuracy_epoch,
+        "last_val_loss": last["val_loss"],
+        "lowest_val_loss": lowest_loss,
+        "lowest_loss_epoch": lowest_loss_epoch,
+    }
+
+
+def _best(curve: pd.DataFrame, column: str, highest: bool) -> tuple[float | None, int | None]:
+    """The best value of ``column`` and its (first) epoch, or None twice when it has none."""
+    values = curve[column].dropna()
+    if values.empty:
+        return None, None
+    at = values.idxmax() if highest else values.idxmin()
+    return values[at], int(curve.at[at, "epoch"])

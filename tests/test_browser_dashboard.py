@@ -141,7 +141,8 @@ def test_a_sidebar_cancel_clicked_as_the_job_list_changes_is_not_lost(results_di
     with running_app(results_dir) as url, browser_page() as page:
         page.goto(url)
         wait_for_idle(page)
-        cancel = page.locator(SIDEBAR).get_by_role("button", name="Cancel").element_handle()
+        name = f"Cancel torch/dnn {job.name[-6:]}"
+        cancel = page.locator(SIDEBAR).get_by_role("button", name=name).element_handle()
 
         # Another job appears (a teammate, a worker starting one) just before the click:
         # the job list reruns the whole page for it, which used to drop the click.

@@ -97,3 +97,31 @@ def test_every_chart_lists_the_runs_oldest_first() -> None:
     assert legend == [label for label, _, _ in runs]
     assert [trace.name for trace in charts.lr_figure(history).data] == legend
     assert list(curves.data[0].x) == [1, 2, 3]  # each line still runs epoch by epoch
+
+
+def relative_luminance(colour: str) -> float:
+    """WCAG 2.x relative luminance of a ``#rrggbb`` colour."""
+    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    red, green, blue = [
+        c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels
+    ]
+    return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+
+def contrast_with_white(colour: str) -> float:
+    return 1.05 / (relative_luminance(colour) + 0.05)
+
+
+def test_every_run_colour_stands_out_against_the_white_chart_at_3_to_1() -> None:
+    """WCAG 1.4.11: the lines and markers that tell runs apart need 3:1 against the page."""
+    colours = {*charts.FRAMEWORK_COLOURS.values()}
+    colours |= {shade for shades in charts.FRAMEWORK_SHADES.values() for shade in shades}
+
+    faint = {colour: round(contrast_with_white(colour), 2) for colour in sorted(colours)}
+    assert {colour: ratio for colour, ratio in faint.items() if ratio < 3} == {}
+
+
+def test_each_framework_has_distinct_shades_starting_from_its_colour() -> None:
+    for framework, shades in charts.FRAMEWORK_SHADES.items():
+        assert shades[0] == charts.FRAMEWORK_COLOURS[framework]
+        assert len(set(shades)) == len(shades)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from engines import load_runs, store
-from engines.compare import seed_curves, seed_groups
+from engines.compare import curves_summary, seed_curves, seed_groups
 from engines.spec import RunSpec
 
 
@@ -138,3 +138,22 @@ def test_settings_only_another_scheduler_reads_do_not_split_a_group(results_dir:
 
     runs_by_setting = sorted(zip(groups["spec_scheduler"], groups["runs"], strict=True))
     assert runs_by_setting == [("cosine", 2), ("plateau", 1), ("plateau", 1)]
+
+
+def test_curves_summary_gives_each_curves_last_and_best_validation_numbers() -> None:
+    rows = [
+        ("torch/dnn aaaaaa", 1, 0.90, 0.30), ("torch/dnn aaaaaa", 2, 0.95, 0.20),
+        ("torch/dnn aaaaaa", 3, 0.94, 0.25), ("keras/cnn bbbbbb", 1, 0.50, float("nan")),
+    ]  # fmt: skip
+    history = pd.DataFrame(rows, columns=["label", "epoch", "val_accuracy", "val_loss"])
+
+    table = curves_summary(history.iloc[::-1]).set_index("run")  # any row order
+
+    assert table.loc["torch/dnn aaaaaa"].to_dict() == {
+        "epochs": 3, "last_val_accuracy": 0.94, "best_val_accuracy": 0.95,
+        "best_accuracy_epoch": 2, "last_val_loss": 0.25, "lowest_val_loss": 0.20,
+        "lowest_loss_epoch": 2,
+    }  # fmt: skip
+    diverged = table.loc["keras/cnn bbbbbb"]  # a loss that was not a number: no lowest one
+    assert diverged[["last_val_loss", "lowest_val_loss", "lowest_loss_epoch"]].isna().all()
+    assert diverged["best_accuracy_epoch"] == 1

@@ -90,6 +90,12 @@ def texts(elements) -> str:
     return "\n".join(str(element.value) for element in elements)
 
 
+def table_in(app: AppTest, expander: str):
+    """The (first) dataframe in the page's expander labelled ``expander``."""
+    (found,) = [e for e in app.main.expander if e.label == expander]
+    return found.dataframe[0]
+
+
 def label(run: pd.Series) -> str:
     return f"{run.framework}/{run.arch} {run.run_id[-6:]}"
 
@@ -449,7 +455,7 @@ def test_curves_show_loss_accuracy_and_lr_of_the_picked_runs(trained) -> None:
 
     accuracy, loss, lr = figures(app)
     assert trace_names(accuracy) == {label(run) for run in picked.itertuples()}
-    lr_table = app.dataframe[0].value
+    lr_table = table_in(app, "Learning rate per epoch (table)").value
     for run in picked.itertuples():
         history = store.read_history(run.run_dir)
         (val_accuracy,) = traces(accuracy, label(run), axis="x2")
@@ -472,7 +478,8 @@ def test_curves_loss_goes_on_a_log_scale_when_asked_and_the_lr_table_keeps_4_dig
 
     assert loss["layout"]["yaxis"]["type"] == "log"
     assert accuracy["layout"]["yaxis"].get("type") != "log"
-    lr_column = json.loads(app.dataframe[0].proto.columns)[label(trained.iloc[0])]
+    lr_table = table_in(app, "Learning rate per epoch (table)")
+    lr_column = json.loads(lr_table.proto.columns)[label(trained.iloc[0])]
     assert lr_column["type_config"]["format"] == "%.4g"  # 0.00225 shown, not 0.0023
 
 
@@ -563,7 +570,8 @@ def test_grouped_curves_name_what_sets_apart_two_settings_of_one_pair(results_di
         "torch/dnn · 1 seed · learning rate 0.01",
     }
     assert accuracy["layout"]["legend"]["title"]["text"] == "setting (mean of its runs)"
-    assert not app.main.get("expander")  # no LR table of means no run used
+    expanders = [e.label for e in app.main.expander]
+    assert expanders == ["Curves as a table"]  # no LR table of means no run used
 
 
 def test_curves_name_a_run_that_ended_before_its_first_epoch(results_dir: Path) -> None:
@@ -710,6 +718,97 @@ def test_a_confusion_link_to_an_unknown_run_says_so(trained) -> None:
     assert box(app, "Run").value == first
 
 
+def finished_run(results_dir: Path, spec: RunSpec, accuracies: tuple[float, ...] = (0.9,)) -> Path:
+    """A done run without a model: a history with one epoch per validation accuracy, and
+    predictions on 100 test images (the first ``accuracy`` share of them right)."""
+    run_dir = store.create_run(spec, results_dir)
+    run = store.update_run(run_dir, status="done", test_accuracy=accuracies[-1])
+    rows = [
+        {"epoch": epoch, "train_loss": 1 - accuracy, "train_accuracy": accuracy,
+         "val_loss": 1.1 - accuracy, "val_accuracy": accuracy, "lr": 0.001, "epoch_seconds": 1.0}
+        for epoch, accuracy in enumerate(accuracies, start=1)
+    ]  # fmt: skip
+    store.write_history(run_dir, run, rows)
+    labels = np.arange(100) % 10
+    predicted = np.where(np.arange(100) < accuracies[-1] * 100, labels, (labels + 1) % 10)
+    store.write_predictions(run_dir, labels, np.eye(10)[predicted])
+    return run_dir
+
+
+def test_curves_give_each_runs_last_and_best_validation_numbers_as_a_table(
+    results_dir: Path,
+) -> None:
+    run_dir = finished_run(results_dir, RunSpec("torch", "dnn"), (0.8, 0.9, 0.85))
+
+    app = open_page("curves")
+
+    table = table_in(app, "Curves as a table").value
+    assert table.to_dict("records") == [
+        {"run": f"torch/dnn {run_dir.name[-6:]}", "epochs": 3,
+         "last_val_accuracy": pytest.approx(85.0), "best_val_accuracy": pytest.approx(90.0),
+         "best_accuracy_epoch": 2, "last_val_loss": pytest.approx(0.25),
+         "lowest_val_loss": pytest.approx(0.2), "lowest_loss_epoch": 2}
+    ]  # fmt: skip
+
+
+def test_a_confusion_link_opened_before_its_run_is_imported_picks_it_once_it_is_here(
+    results_dir: Path, tmp_path: Path
+) -> None:
+    kept = finished_run(results_dir, RunSpec("torch", "dnn", seed=1))
+    later = finished_run(tmp_path / "teammate", RunSpec("keras", "cnn", seed=2), (0.8,))
+    app = AppTest.from_file(str(PROJECT_ROOT / PAGES["confusion"]), default_timeout=TIMEOUT_S)
+    app.query_params.update(runs=f"{kept.name},{later.name}", run=later.name, other=kept.name)
+    rerun(app)
+    assert box(app, "Run").value == kept.name  # shown until the linked run is here
+    assert app.query_params["run"] == later.name  # the link still asks for it
+
+    shutil.move(later, results_dir / later.name)  # imported meanwhile
+    rerun(app)
+
+    assert (box(app, "Run").value, box(app, "Compared with").value) == (later.name, kept.name)
+    assert "other= in the address" not in texts(app.warning)
+    assert (app.query_params["run"], app.query_params["other"]) == (later.name, kept.name)
+
+
+def test_a_confusion_link_whose_compared_run_is_the_shown_run_says_nothing_about_it(
+    results_dir: Path,
+) -> None:
+    for seed in (1, 2):
+        finished_run(results_dir, RunSpec("torch", "dnn", seed=seed))
+    first, second = map(Path, engines.load_runs(results_dir)["run_dir"])  # the boxes' order
+    gone = "20990101-000000-torch-dnn-gone00"
+    app = AppTest.from_file(str(PROJECT_ROOT / PAGES["confusion"]), default_timeout=TIMEOUT_S)
+    app.query_params.update(runs=f"{first.name},{second.name}", run=gone, other=first.name)
+    rerun(app)
+
+    assert box(app, "Run").value == first.name
+    assert box(app, "Compared with").value == second.name
+    assert "other= in the address" not in texts(app.warning)
+
+    box(app, "Run").set_value(second.name)  # chosen in the box: the link's run is dropped
+    rerun(app)
+    assert (box(app, "Run").value, box(app, "Compared with").value) == (second.name, first.name)
+    assert (app.query_params["run"], app.query_params["other"]) == (second.name, first.name)
+
+
+def test_curves_of_a_link_opened_before_its_runs_are_imported_draw_them_once_here(
+    results_dir: Path, tmp_path: Path
+) -> None:
+    kept = finished_run(results_dir, RunSpec("torch", "dnn", seed=1))
+    later = finished_run(tmp_path / "teammate", RunSpec("keras", "cnn", seed=2))
+    app = open_page("curves", runs=[kept.name, later.name])
+    assert f"Not in this store: {later.name}" in texts(app.warning)
+
+    shutil.move(later, results_dir / later.name)
+    rerun(app)
+
+    assert trace_names(figures(app)[0]) == {
+        f"torch/dnn {kept.name[-6:]}",
+        f"keras/cnn {later.name[-6:]}",
+    }
+    assert not app.warning
+
+
 @pytest.mark.parametrize("page", ["curves", "confusion"])
 def test_a_pick_of_unknown_runs_offers_every_finished_run_instead(trained, page: str) -> None:
     app = open_page(page, runs=["20990101-000000-torch-dnn-gone00"])
@@ -757,8 +856,8 @@ def test_runs_page_lists_runs_and_offers_sharing_for_the_picked_ones(trained) ->
 
     assert set(app.dataframe[0].value["run_id"]) == set(trained["run_id"])
     assert f"?runs={','.join(picked)}" in texts(app.code)
-    downloads = {button.proto.label for button in app.get("download_button")}
-    assert {"Download report", "Export bundle"} <= downloads
+    assert "Download report" in {button.proto.label for button in app.get("download_button")}
+    assert app.button(key="export").label == "Export bundle"
 
 
 def test_a_done_run_missing_its_model_is_named_and_left_out_of_the_bundle(
@@ -770,8 +869,62 @@ def test_a_done_run_missing_its_model_is_named_and_left_out_of_the_bundle(
     app = open_page("runs", runs=[complete.name, broken.name])
 
     assert f"{broken.name[-6:]} (it is done but has no model file" in texts(app.caption)
-    assert "Export bundle" in {button.proto.label for button in app.get("download_button")}
+    assert app.button(key="export").label == "Export bundle"
     assert not app.exception
+
+
+def exportable_runs(results_dir: Path, count: int) -> list[Path]:
+    """``count`` finished runs that an export takes (with a stand-in model file)."""
+    run_dirs = [finished_run(results_dir, RunSpec("torch", "dnn", seed=s)) for s in range(count)]
+    for run_dir in run_dirs:
+        (run_dir / "model.pt").write_bytes(b"weights")
+    return run_dirs
+
+
+def test_export_builds_the_bundle_when_pressed_then_offers_its_download(results_dir: Path) -> None:
+    run_dirs = exportable_runs(results_dir, 2)
+    app = open_page("runs", runs=[d.name for d in run_dirs])
+    assert "Download bundle" not in {b.proto.label for b in app.get("download_button")}
+
+    press(app, app.button(key="export"))
+    rerun(app)  # the sidebar reruns the page whenever a job changes status
+
+    (download,) = [b for b in app.get("download_button") if b.proto.label == "Download bundle"]
+    assert download.proto.help.startswith("2 run(s)")
+    assert not app.error
+
+
+def test_export_leaves_out_a_run_whose_model_went_after_the_page_was_drawn(
+    results_dir: Path,
+) -> None:
+    kept, broken = exportable_runs(results_dir, 2)
+    app = open_page("runs", runs=[kept.name, broken.name])
+    (broken / "model.pt").unlink()  # another tab, a teammate: the page still offers both
+
+    press(app, app.button(key="export"))
+
+    assert f"{broken.name[-6:]} (it is done but has no model file" in texts(app.caption)
+    (download,) = [b for b in app.get("download_button") if b.proto.label == "Download bundle"]
+    assert download.proto.help.startswith("1 run(s)")
+
+
+def test_an_export_that_fails_as_it_builds_says_why(
+    results_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept, broken = exportable_runs(results_dir, 2)
+    app = open_page("runs", runs=[kept.name, broken.name])
+    real_export = bundle.export_runs
+
+    def export_as_the_model_goes(run_dirs: list[Path]) -> bytes:
+        (broken / "model.pt").unlink()  # between the page's check and the zip
+        return real_export(run_dirs)
+
+    monkeypatch.setattr(bundle, "export_runs", export_as_the_model_goes)
+    press(app, app.button(key="export"))
+
+    expected = f"No bundle: cannot export {broken.name}: it is done but has no model file"
+    assert expected in texts(app.error)
+    assert "Download bundle" not in {b.proto.label for b in app.get("download_button")}
 
 
 def test_a_damaged_history_is_named_once_on_curves_and_the_other_runs_drawn(
@@ -801,6 +954,24 @@ def test_cancel_marks_a_queued_job_cancelled(results_dir: Path) -> None:
     assert store.read_run(run_dir)["status"] == "cancelled"
     assert list(app.dataframe[0].value["status"]) == ["cancelled"]  # the page was refreshed
     assert "cancelled before it started" in texts(app.toast)  # and says what happened
+
+
+def test_each_sidebar_job_card_names_its_job_on_its_cancel_button_and_progress_bar(
+    results_dir: Path,
+) -> None:
+    queued = store.create_run(RunSpec("torch", "cnn"), results_dir)
+    running = store.create_run(RunSpec("keras", "dnn"), results_dir, status="running")
+    store.update_run(
+        running, pid=1, host={"name": "other-machine"}, progress={"epoch": 1, "epochs": 4}
+    )
+
+    app = open_page("home")
+
+    names = {d.name: "{2}/{3} {4}".format(*d.name.split("-")) for d in (queued, running)}
+    labels = {b.key: b.label for b in app.sidebar.button if b.key.startswith("cancel-")}
+    assert labels == {f"cancel-{run_id}": f"Cancel {name}" for run_id, name in names.items()}
+    (bar,) = app.sidebar.get("progress")
+    assert bar.proto.text == f"{names[running.name]}: epoch 1/4"
 
 
 def test_the_job_to_cancel_is_the_running_one_before_the_queue(results_dir: Path) -> None:

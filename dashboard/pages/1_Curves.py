@@ -62,6 +62,7 @@ legend = {"legend_title_text": "setting (mean of its runs)"} if by_seed else {}
 for metric in charts.METRICS:
     figure = charts.curves_figure(history, metric, x=x, log_y=log_loss and metric == "loss")
     st.plotly_chart(figure.update_layout(**legend), key=f"curves_{metric}")
+ui.show_curves_table(history)
 
 st.subheader("Learning-rate schedule")
 st.plotly_chart(charts.lr_figure(history).update_layout(**legend), key="lr")

@@ -20,6 +20,9 @@ st.title("Runs")
 CONFIRM_KEY = "confirm_delete"
 IMPORT_ROUND_KEY = "import_round"
 IMPORT_MESSAGE = "import"  # a refused bundle's message (see ui.remember_message)
+EXPORT_MESSAGE = "export"  # why Export bundle made no bundle
+EXPORT_KEY = "prepared_bundle"  # the zip Export bundle built, while the same runs are picked
+EXPORT_HELP = "Zips the picked runs, for Import bundle on another dashboard; then download it."
 TABLE_COLUMNS = ["run_id", "framework", "arch", "status", "progress", "test_accuracy", "created_at"]
 
 
@@ -163,7 +166,7 @@ def share_controls(runs: pd.DataFrame) -> None:
 
 def export_controls(finished: pd.DataFrame, where: DeltaGenerator) -> None:
     """Export bundle for the picked finished runs; a run that cannot go in is named with
-    the reason, before the click (the zip is built only when the button is pressed)."""
+    the reason, before the click."""
     labels = ui.labels_by_id(finished)
     problems = {r.run_id: bundle.export_problem(Path(r.run_dir)) for r in finished.itertuples()}
     left_out = [f"{labels[run_id]} ({problem})" for run_id, problem in problems.items() if problem]
@@ -173,14 +176,45 @@ def export_controls(finished: pd.DataFrame, where: DeltaGenerator) -> None:
     if (size := bundle.export_size(run_dirs)) > bundle.MAX_TOTAL_BYTES:
         where.warning(f"No bundle: {bundle.too_large(size)}.")
     elif run_dirs:
-        where.download_button(
-            "Export bundle",
-            data=partial(bundle.export_runs, run_dirs),
-            file_name=f"digitlab-runs-{store.file_stamp()}.zip",
+        with where:
+            export_in_two_steps(run_dirs)
+
+
+def export_in_two_steps(run_dirs: list[Path]) -> None:
+    """Export bundle builds the zip, then Download bundle hands it over (kept for this
+    choice of runs). Built on the click, so a run that lost a file since the page was drawn
+    is named in a message; a zip built lazily by the download failed without a word."""
+    chosen = repr([str(run_dir) for run_dir in run_dirs])
+    if st.session_state.get(EXPORT_KEY, {}).get("runs") != chosen:
+        st.session_state.pop(EXPORT_KEY, None)  # made for other runs
+    prepared = st.session_state.get(EXPORT_KEY)
+    if st.button("Export bundle", key="export", help=EXPORT_HELP):
+        prepared = prepare_bundle(run_dirs, chosen)
+    if prepared is not None:
+        st.download_button(
+            "Download bundle",
+            data=prepared["zip"],
+            file_name=prepared["file_name"],
             mime="application/zip",
-            key="export",
-            help="The picked runs as one zip, for Import bundle on another dashboard.",
+            key="export_download",
+            on_click="ignore",
+            help=f"{len(run_dirs)} run(s), {len(prepared['zip']) / 2**20:.1f} MB zipped",
         )
+    ui.show_remembered(EXPORT_MESSAGE, chosen)  # until other runs are picked
+
+
+def prepare_bundle(run_dirs: list[Path], chosen: str) -> dict | None:
+    """The zip of ``run_dirs`` kept in the session, or None and a remembered message."""
+    try:
+        zipped = bundle.export_runs(run_dirs)
+    except (bundle.BundleError, OSError) as err:
+        st.session_state.pop(EXPORT_KEY, None)
+        ui.remember_message(EXPORT_MESSAGE, chosen, f"No bundle: {err}")
+        return None
+    ui.forget_message(EXPORT_MESSAGE)
+    file_name = f"digitlab-runs-{store.file_stamp()}.zip"
+    st.session_state[EXPORT_KEY] = {"runs": chosen, "zip": zipped, "file_name": file_name}
+    return st.session_state[EXPORT_KEY]
 
 
 def show_link(finished: pd.DataFrame) -> None:
