@@ -44,18 +44,16 @@ def show_matrix(predictions: pd.DataFrame, label: str, normalize: bool) -> None:
     table = metrics.per_class_metrics(predictions)
     if table.isna().any(axis=None):
         right.caption(
-            "Blank: undefined. Precision of a digit the run never predicted, recall of one "
-            "with no test images, and F1 of either."
+            "“–” marks an undefined score: the precision of a digit the run never predicted, "
+            "the recall of one with no test images, and the F1 of either."
         )
-    right.dataframe(
-        table,
-        hide_index=True,
-        key="per_class",
-        column_config={
-            name: st.column_config.NumberColumn(name, format="%.3f")
-            for name in ("precision", "recall", "f1")
-        },
-    )
+    # As text: Streamlit writes "None" for an undefined (NaN) number, and ignores a Styler's.
+    scores = {name: table[name].map(score_text) for name in ("precision", "recall", "f1")}
+    right.dataframe(table.assign(**scores), hide_index=True, key="per_class")
+
+
+def score_text(value: float) -> str:
+    return "–" if np.isnan(value) else f"{value:.3f}"
 
 
 def show_difference(
