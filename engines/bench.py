@@ -139,8 +139,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         metavar="PARQUET",
         help="measure nothing: rewrite the Markdown from earlier runs' raw numbers; with "
-        "several files, a later file's numbers replace an earlier one's for the same part and "
-        "pair (e.g. a full run, then the accuracy part re-run for the CNNs)",
+        "several files, the later run's numbers (by its date) replace the earlier one's for the "
+        "same part and pair (e.g. a full run, then the accuracy part re-run for the CNNs)",
     )
 
 
@@ -165,13 +165,15 @@ class Settings:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    positive = ("epochs", "seeds", "max_epochs", "train_limit", "inference_reps", "dashboard_runs")
+    positive = ("epochs", "seeds", "max_epochs", "inference_reps", "dashboard_runs")
     for name in positive:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')}: must be at least 1, got {value}")
     if args.train_limit is not None and args.train_limit > FULL_TRAIN_SIZE:
         raise ValueError(f"--train-limit: at most {FULL_TRAIN_SIZE}, got {args.train_limit}")
+    if args.train_limit is not None and args.train_limit < 2:  # the runs' own rule (RunSpec)
+        raise ValueError(f"--train-limit: must be at least 2, got {args.train_limit}")
     quick = args.quick
     return Settings(
         pairs=[(f, a) for f in FRAMEWORKS if f in args.framework for a in ARCHS if a in args.arch],
@@ -188,6 +190,33 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         dashboard_repeats=3 if quick else 5,
         quick=quick,
     )
+
+
+MEASURING_OPTIONS = (
+    "framework",
+    "arch",
+    "parts",
+    "epochs",
+    "seeds",
+    "max_epochs",
+    "train_limit",
+    "inference_reps",
+    "dashboard_runs",
+    "quick",
+)
+
+
+def measuring_options_given(args: argparse.Namespace) -> list[str]:
+    """The measuring options set on the command line (``--report-from`` measures nothing,
+    so they would be silently ignored there)."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    defaults = parser.parse_args([])
+    return [
+        "--" + name.replace("_", "-")
+        for name in MEASURING_OPTIONS
+        if getattr(args, name) != getattr(defaults, name)
+    ]
 
 
 def is_partial(settings: Settings) -> bool:
@@ -382,18 +411,25 @@ def main(args: argparse.Namespace) -> int:
     from engines.data import MnistError, check_standard, load_mnist, mnist_dir
 
     if args.report_from is not None:
+        given = measuring_options_given(args)
+        if given:
+            return fail(f"--report-from measures nothing: leave out {', '.join(given)}", 2)
         return rerender(args.report_from, args.output)
     try:
         settings = settings_from_args(args)
     except ValueError as err:
-        print(f"python -m engines bench: error: {err}", file=sys.stderr)
-        return 2
+        return fail(str(err), 2)
+    if args.output is not None and (problem := output_problem(args.output)):
+        return fail(problem, 2)
+    bench_dir = store.bench_dir()
+    try:  # before measuring: a folder that cannot be made would lose an hour of numbers
+        bench_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return fail(f"cannot create {bench_dir} for the raw numbers: {err.strerror or err}", 1)
     try:  # once, here: not 31 child processes failing one after another
         check_standard(load_mnist(), mnist_dir())  # numbers on the published MNIST only
     except MnistError as err:
-        print(f"python -m engines bench: error: {err}", file=sys.stderr)
-        return 1
-    bench_dir = store.bench_dir()
+        return fail(str(err), 1)
     started_at = datetime.now(UTC)
     stamp = started_at.strftime("%Y%m%d-%H%M%S") + ("-quick" if settings.quick else "")
     raw_path = bench_dir / f"{stamp}.parquet"
@@ -425,8 +461,19 @@ def main(args: argparse.Namespace) -> int:
         "planned": len(tasks),
     }
     frame = raw_frame(measured.rows)
-    write_raw(frame, meta, raw_path)
-    write_report(render(frame, meta), output)
+    try:
+        write_raw(frame, meta, raw_path)
+    except OSError as err:
+        return fail(f"the numbers were measured but cannot be written to {raw_path}: {err}", 1)
+    try:
+        write_report(render(frame, meta), output)
+    except OSError as err:
+        return fail(
+            f"cannot write {output} ({err.strerror or err}); the raw numbers are in "
+            f"{display_path(raw_path)}: python -m engines bench --report-from "
+            f"{display_path(raw_path)} --output <file> writes the report from them",
+            1,
+        )
     print(f"\nwrote {display_path(output)} and {display_path(raw_path)}")
     if args.output is None and is_partial(settings) and not settings.quick:
         print(
@@ -440,6 +487,20 @@ def main(args: argparse.Namespace) -> int:
     if measured.interrupted:
         return 130
     return 1 if measured.failures else 0
+
+
+def fail(message: str, code: int) -> int:
+    print(f"python -m engines bench: error: {message}", file=sys.stderr)
+    return code
+
+
+def output_problem(output: Path) -> str | None:
+    """Why the report cannot be written to ``--output`` (checked before measuring), or None."""
+    if output.is_dir():
+        return f"--output: {output} is a folder; give a file name"
+    if not output.parent.is_dir():
+        return f"--output: {output.parent} is not a folder"
+    return None
 
 
 @dataclass
@@ -525,30 +586,46 @@ def display_path(path: Path) -> str:
 
 # --- rebuilding the report from raw numbers ----------------------------------------------
 def rerender(raw_paths: list[Path], output: Path | None) -> int:
+    from engines import store
+
+    if output is not None and (problem := output_problem(output)):
+        return fail(problem, 2)
     sources = []
     for path in raw_paths:
         if not path.is_file():
-            print(f"python -m engines bench: error: no such file: {path}", file=sys.stderr)
-            return 2
+            return fail(f"no such file: {path}", 2)
         try:
-            frame, meta = read_raw(path)
-        except (OSError, ValueError) as err:  # not Parquet
-            print(f"python -m engines bench: error: cannot read {path}: {err}", file=sys.stderr)
-            return 2
-        if not meta:
-            print(
-                f"python -m engines bench: error: {path} has no benchmark metadata", file=sys.stderr
-            )
-            return 2
-        sources.append((frame, meta))
+            sources.append(read_raw(path))
+        except (OSError, ValueError) as err:
+            return fail(f"cannot read {path}: {err}", 2)
     frame, meta = combine(sources) if len(sources) > 1 else sources[0]
-    default = (
-        raw_paths[0].parent / "BENCHMARKS-quick.md"
-        if meta["quick"]
-        else PROJECT_ROOT / "BENCHMARKS.md"
-    )
-    output = output or default
-    write_report(render(frame, meta), output)
+    metas = [meta for _, meta in sources]
+    partial = output is None and not any(meta["quick"] for meta in metas)
+    output = output or rerender_output(metas, raw_paths[0].parent, store.bench_dir())
+    partial = partial and output != PROJECT_ROOT / "BENCHMARKS.md"
+    try:
+        write_report(render(frame, meta), output)
+    except OSError as err:
+        return fail(f"cannot write {output}: {err.strerror or err}", 1)
     names = ", ".join(display_path(path) for path in raw_paths)
     print(f"wrote {display_path(output)} from {names}")
+    if partial:
+        print(
+            "These numbers do not cover every part and pair, so they do not replace "
+            "BENCHMARKS.md; add the raw files of the parts and pairs they lack."
+        )
     return 0
+
+
+def rerender_output(metas: list[dict[str, Any]], raw_folder: Path, bench_dir: Path) -> Path:
+    """Like :func:`default_output`: BENCHMARKS.md only for numbers that cover every part of
+    every pair (one full run, or several runs together); never for quick ones."""
+    if any(meta["quick"] for meta in metas):
+        return raw_folder / "BENCHMARKS-quick.md"
+    covered = {
+        (part, tuple(pair)) for meta in metas for part in meta["parts"] for pair in meta["pairs"]
+    }
+    every = {(part, (f, a)) for part in PARTS for f in FRAMEWORKS for a in ARCHS}
+    if every <= covered:
+        return PROJECT_ROOT / "BENCHMARKS.md"
+    return bench_dir / f"BENCHMARKS-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}.md"

@@ -65,12 +65,58 @@ def write_raw(frame, meta: dict[str, Any], path: Path) -> None:
     pq.write_table(table.replace_schema_metadata(metadata_), path)
 
 
+REQUIRED_META = {  # what the report reads from a raw file's metadata
+    "date": str,
+    "command": str,
+    "quick": bool,
+    "pairs": list,
+    "parts": list,
+    "warmup_epochs": int,
+    "total_seconds": (int, float),
+    "machine": dict,
+    "load_average": list,
+    "versions": dict,
+    "raw_file": str,
+}
+REQUIRED_MACHINE = ("cpu", "cores", "affinity", "memory_gb", "platform")
+
+
 def read_raw(path: Path):
+    """A raw file's table and metadata. Raises ValueError, naming what is wrong, for a file
+    that is not Parquet or not a benchmark's raw numbers (so ``--report-from`` can say so)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
-    meta = json.loads((table.schema.metadata or {}).get(BENCH_META_KEY, b"{}"))
+    try:
+        table = pq.read_table(path)
+    except pa.ArrowException as err:
+        raise ValueError(f"not a Parquet file ({err})") from err
+    try:
+        meta = json.loads((table.schema.metadata or {}).get(BENCH_META_KEY, b"{}"))
+    except ValueError as err:
+        raise ValueError(f"its benchmark metadata is not valid JSON ({err})") from err
+    check_raw(table.column_names, meta)
     return table.to_pandas(), meta
+
+
+def check_raw(columns: list[str], meta: Any) -> None:
+    """Raise ValueError unless the columns and metadata are a benchmark raw file's."""
+    missing = [name for name in RAW_COLUMNS if name not in columns]
+    if missing:
+        raise ValueError(f"not benchmark raw numbers: no column {', '.join(missing)}")
+    if not isinstance(meta, dict) or not meta:
+        raise ValueError("it has no benchmark metadata")
+    for key, kind in REQUIRED_META.items():
+        if not isinstance(meta.get(key), kind):
+            raise ValueError(f"its benchmark metadata has no valid {key!r}")
+    absent = [key for key in REQUIRED_MACHINE if key not in meta["machine"]]
+    if absent:
+        raise ValueError(f"its benchmark metadata has no machine {', '.join(map(repr, absent))}")
+    unknown = [part for part in meta["parts"] if part not in PARTS]
+    pairs = [tuple(pair) if isinstance(pair, list) else None for pair in meta["pairs"]]
+    valid_pairs = {(f, a) for f in FRAMEWORKS for a in ARCHS}
+    if unknown or any(pair not in valid_pairs for pair in pairs):
+        raise ValueError("its benchmark metadata names an unknown part or pair")
 
 
 # --- summaries (computed from the raw table) ---------------------------------------------
@@ -794,13 +840,15 @@ def write_report(text: str, path: Path) -> None:
 
 # --- several runs as one -----------------------------------------------------------------
 def combine(sources: list[tuple[Any, dict[str, Any]]]) -> tuple[Any, dict[str, Any]]:
-    """Several runs' raw numbers as one: each (part, pair) comes from the last run that
-    measured it, so a part can be re-measured without re-running the whole benchmark.
+    """Several runs' raw numbers as one: each (part, pair) comes from the latest run (by
+    its date, whatever the order given) that measured it, so a part can be re-measured
+    without re-running the whole benchmark.
 
     The report names every run and what it supplied, and warns where a speed-up would divide
     numbers from two different runs."""
     import pandas as pd
 
+    sources = sorted(sources, key=lambda source: source[1]["date"])  # oldest first
     keys = [row_keys(frame) for frame, _ in sources]
     owner = {key: index for index, frame_keys in enumerate(keys) for key in frame_keys}
     kept = [

@@ -191,9 +191,126 @@ def test_report_from_a_missing_file_exits_2_with_a_clear_message(tmp_path: Path)
         (["--epochs", "0"], "--epochs: must be at least 1"),
         (["--parts", "speedy"], "invalid choice: 'speedy'"),
         (["--train-limit", "60000"], "--train-limit: at most 55000"),
+        (["--train-limit", "1"], "--train-limit: must be at least 2"),
+        (["--output", "."], "--output: . is a folder"),
+        (["--output", "no/such/folder/B.md"], "--output: no/such/folder is not a folder"),
+        (["--report-from", "x.parquet", "--quick", "--seeds", "2"], "leave out --seeds, --quick"),
     ],
 )
 def test_bad_bench_option_exits_2_with_a_clear_message(args: list[str], message: str) -> None:
     result = run_cli("bench", *args)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_a_store_that_cannot_hold_the_raw_numbers_is_refused_before_measuring(
+    tmp_path: Path,
+) -> None:
+    """An hour of measuring must not end in a traceback: the raw-numbers folder is made first."""
+    blocker = tmp_path / "results"
+    blocker.write_text("a file where the store should be")
+    result = run_cli("bench", "--quick", env={"RESULTS_DIR": str(blocker)})
+    assert result.returncode == 1
+    assert "cannot create" in result.stderr and "Traceback" not in result.stderr
+    assert "benchmark:" not in result.stdout  # nothing was measured
+
+
+def saved_raw(quick_run, folder: Path, name: str, **meta_changes) -> Path:
+    """The quick run's raw numbers saved again with some metadata changed."""
+    (first,) = (quick_run[1] / "bench").glob("*.parquet")
+    frame, meta = bench_report.read_raw(first)
+    path = folder / name
+    bench_report.write_raw(frame, {**meta, **meta_changes}, path)
+    return path
+
+
+def test_report_from_numbers_of_some_parts_leaves_benchmarks_md_alone(
+    quick_run, tmp_path: Path
+) -> None:
+    """Rebuilding from a partial (non-quick) run would replace BENCHMARKS.md with tables that
+    lack every part and pair it did not measure: it goes to results/bench/ instead."""
+    raw = saved_raw(quick_run, tmp_path, "partial.parquet", quick=False)
+    store = tmp_path / "results"
+    before = (PROJECT_ROOT / "BENCHMARKS.md").read_bytes()
+    result = run_cli("bench", "--report-from", str(raw), env={"RESULTS_DIR": str(store)})
+    assert result.returncode == 0, result.stderr
+    assert (PROJECT_ROOT / "BENCHMARKS.md").read_bytes() == before
+    (written,) = (store / "bench").glob("BENCHMARKS-*.md")
+    assert "| torch/dnn |" in written.read_text()
+    assert "do not replace BENCHMARKS.md" in result.stdout
+
+
+def test_benchmarks_md_is_rewritten_only_from_numbers_covering_every_part_of_every_pair(
+    tmp_path: Path,
+) -> None:
+    every_pair = [[f, a] for f in ("keras", "torch", "lightning") for a in ("dnn", "cnn")]
+    full = {"quick": False, "parts": list(bench_report.PARTS), "pairs": every_pair}
+    dnn_only = {**full, "pairs": [p for p in every_pair if p[1] == "dnn"]}
+    cnn_speed = {**full, "parts": ["speed"], "pairs": [p for p in every_pair if p[1] == "cnn"]}
+    cnn_rest = {**cnn_speed, "parts": [p for p in bench_report.PARTS if p != "speed"]}
+    benchmarks_md = PROJECT_ROOT / "BENCHMARKS.md"
+    assert bench.rerender_output([full], tmp_path, tmp_path) == benchmarks_md
+    assert bench.rerender_output([dnn_only, cnn_speed, cnn_rest], tmp_path, tmp_path) == (
+        benchmarks_md
+    )
+    # every part and every pair named somewhere, but the CNNs' accuracy never measured
+    gap = bench.rerender_output([dnn_only, cnn_speed], tmp_path, tmp_path)
+    assert gap.parent == tmp_path and gap.name.startswith("BENCHMARKS-")
+    quick = bench.rerender_output([{**full, "quick": True}], tmp_path, tmp_path)
+    assert quick == tmp_path / "BENCHMARKS-quick.md"
+
+
+def test_combined_numbers_take_each_part_from_the_latest_run_whatever_the_order_given(
+    quick_run, tmp_path: Path
+) -> None:
+    (first,) = (quick_run[1] / "bench").glob("*.parquet")
+    frame, meta = bench_report.read_raw(first)
+    retrained = frame[frame.part == "training"].copy()
+    retrained.loc[retrained.metric == "test_accuracy", "value"] = 0.4321
+    later_meta = {**meta, "date": "2099-01-01 00:00 UTC", "parts": ["accuracy", "tta"]}
+    combined, combined_meta = bench_report.combine([(retrained, later_meta), (frame, meta)])
+    accuracy = combined[(combined.part == "training") & (combined.metric == "test_accuracy")]
+    assert accuracy["value"].tolist() == [0.4321]
+    assert combined_meta["date"] == "2099-01-01 00:00 UTC"  # machine lines: the latest run's
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"quick": None}, "no valid 'quick'"),
+        ({"machine": {"cpu": "x"}}, "no machine 'cores'"),
+        ({"pairs": [["torch", "mlp"]]}, "unknown part or pair"),
+    ],
+)
+def test_report_from_a_file_with_broken_metadata_exits_2_naming_it(
+    quick_run, tmp_path: Path, change: dict, message: str
+) -> None:
+    raw = saved_raw(quick_run, tmp_path, "broken.parquet", **change)
+    result = run_cli("bench", "--report-from", str(raw), "--output", str(tmp_path / "B.md"))
+    assert result.returncode == 2
+    assert f"cannot read {raw}: " in result.stderr and message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "B.md").exists()
+
+
+@pytest.mark.parametrize("kind", ["metadata is a list", "wrong columns", "not parquet"])
+def test_report_from_a_file_that_is_not_benchmark_numbers_exits_2(
+    tmp_path: Path, kind: str
+) -> None:
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    raw = tmp_path / "other.parquet"
+    if kind == "not parquet":
+        raw.write_text("hello")
+    else:
+        columns = bench_report.RAW_COLUMNS if kind == "metadata is a list" else ["epoch", "loss"]
+        table = pa.table({name: [1] for name in columns})
+        meta = [1, 2] if kind == "metadata is a list" else {"date": "2026-01-01 00:00 UTC"}
+        metadata = {bench_report.BENCH_META_KEY: json.dumps(meta).encode()}
+        pq.write_table(table.replace_schema_metadata(metadata), raw)
+    result = run_cli("bench", "--report-from", str(raw), "--output", str(tmp_path / "B.md"))
+    assert result.returncode == 2
+    assert f"cannot read {raw}: " in result.stderr and "Traceback" not in result.stderr
