@@ -88,6 +88,7 @@ def show_empty_store() -> None:
 def filtered(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs matching the framework / arch / status filters (empty filter = all)."""
     filters = {"framework": FRAMEWORKS, "arch": ARCHS, "status": STATUSES}
+    ui.warn_unknown_link_values({f"filter_{name}": choices for name, choices in filters.items()})
     for column, (name, choices) in zip(st.columns(3), filters.items(), strict=True):
         chosen = column.multiselect(
             name.capitalize(),
@@ -164,6 +165,7 @@ if runs.empty:
 
 st.subheader("Leaderboard")
 shown = filtered(runs)
+ui.warn_unknown_link_values({"by_seed": ui.ON_OFF})
 by_setting = st.toggle(
     "Group runs that differ only in seed",
     key="by_seed",

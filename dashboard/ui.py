@@ -286,6 +286,22 @@ def warn_missing_picks(runs: pd.DataFrame) -> None:
         )
 
 
+ON_OFF = ("true", "false")  # how a toggle or checkbox bound to the URL is written there
+
+
+def warn_unknown_link_values(allowed: dict[str, Iterable[str]]) -> None:
+    """Name the values in the address that the widgets bound to it (``bind="query-params"``)
+    cannot take, such as ``x=foo``: Streamlit drops them silently, and the page then reads as
+    if the link had asked for the default. Warned once per session."""
+    for param, choices in allowed.items():
+        choices = [str(choice).lower() for choice in choices]
+        bad = [v for v in st.query_params.get_all(param) if v and v.lower() not in choices]
+        if bad and not st.session_state.get(f"warned_link_{param}"):
+            st.session_state[f"warned_link_{param}"] = True
+            takes = ", ".join(choices[:-1]) + f" or {choices[-1]}"
+            st.warning(f"Ignored from the link: {param}={', '.join(bad)} ({param} takes {takes}).")
+
+
 def explain_nothing_to_show() -> None:
     """Why a page that shows finished runs is empty, and what to do about it."""
     if not picked_run_ids():

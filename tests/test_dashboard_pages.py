@@ -1229,3 +1229,33 @@ def test_leaderboard_shows_the_settings_that_set_runs_of_one_architecture_apart(
     settings = [column for column in table.columns if column.startswith("spec_")]
     assert settings == ["spec_train_limit"]  # the seed has its own column
     assert sorted(table["spec_train_limit"].dropna()) == [1000, 55_000, 55_000]
+
+
+def open_link(page: str, **query: str | list[str]) -> AppTest:
+    """A page opened from a link whose address carries ``query``."""
+    app = AppTest.from_file(str(PROJECT_ROOT / PAGES[page]), default_timeout=TIMEOUT_S)
+    app.query_params.update(query)
+    return rerun(app)
+
+
+def test_a_link_value_a_page_cannot_show_is_named_and_the_rest_of_the_link_applies(
+    results_dir: Path,
+) -> None:
+    """Streamlit drops x=foo silently; the page would then read as if the link asked for
+    epochs. The page says which value it ignored and still applies the valid ones."""
+    finished_run(results_dir, RunSpec("torch", "dnn"), (0.8, 0.9))
+    curves = open_link("curves", x="foo", log_loss="true")
+    assert "Ignored from the link: x=foo (x takes epoch or seconds)." in texts(curves.warning)
+    assert curves.radio(key="x").value == "epoch"
+    assert curves.checkbox(key="log_loss").value is True
+
+    home = open_link("home", filter_framework=["torch", "banana"], by_seed="maybe")
+    warnings = texts(home.warning)
+    assert "filter_framework=banana (filter_framework takes keras, torch or lightning)" in warnings
+    assert "by_seed=maybe (by_seed takes true or false)" in warnings
+    assert home.multiselect(key="filter_framework").value == ["torch"]
+
+    confusion = open_link("confusion", norm="rows")
+    assert "norm=rows (norm takes true or false)" in texts(confusion.warning)
+
+    assert "Ignored from the link" not in texts(open_link("curves", x="seconds").warning)

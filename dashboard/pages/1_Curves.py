@@ -21,6 +21,7 @@ if shown.empty:
 if not ui.picked_run_ids():
     st.caption("Showing every finished run. Pick runs on Home to compare a few.")
 
+ui.warn_unknown_link_values({"x": charts.X_AXES, "log_loss": ui.ON_OFF, "by_seed": ui.ON_OFF})
 x = st.radio(
     "x axis",
     list(charts.X_AXES),

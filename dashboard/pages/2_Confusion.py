@@ -115,6 +115,7 @@ labels = ui.labels_by_id(done)
 ids = list(labels)
 
 run_id = ui.run_selectbox("Run", ids, labels, param="run")
+ui.warn_unknown_link_values({"norm": ui.ON_OFF})
 normalize = st.toggle("Row-normalised (share of each true digit)", key="norm", bind="query-params")
 predictions = predictions_of(done.loc[run_id, "run_dir"])
 if predictions is None:
