@@ -65,18 +65,24 @@ def curves_figure(
     for label, run in _each_run(history, styles):
         style = styles[label]
         for col, split in enumerate(("train", "val"), start=1):
-            if f"{split}_{metric}_min" in run:  # a seed group's mean: its runs' range behind
-                for trace in _range_band(run, x, f"{split}_{metric}", label, style):
+            column = f"{split}_{metric}"
+            hover = {"hovertemplate": _hover(split, metric, x)}
+            if f"{column}_min" in run:  # a seed group's mean: its runs' range behind
+                for trace in _range_band(run, x, column, label, style):
                     figure.add_trace(trace, row=1, col=col)
+                hover = {
+                    "customdata": run[[f"{column}_min", f"{column}_max", "runs"]].to_numpy(),
+                    "hovertemplate": _group_hover(split, metric, x),
+                }
             figure.add_trace(
                 go.Scatter(
                     x=run[x],
-                    y=run[f"{split}_{metric}"],
+                    y=run[column],
                     name=label,
                     legendgroup=label,
                     showlegend=col == 1,
                     mode="lines+markers",
-                    hovertemplate=_hover(split, metric, x),
+                    **hover,
                     **style,
                 ),
                 row=1,
@@ -254,6 +260,17 @@ def _hover(split: str, metric: str, x: str) -> str:
     x_text = "epoch %{x}" if x == "epoch" else "%{x:.1f} s"
     value = "%{y:.2%}" if metric == "accuracy" else "%{y:.4f}"
     return f"<b>%{{fullData.name}}</b><br>{x_text}<br>{split} {metric} {value}<extra></extra>"
+
+
+def _group_hover(split: str, metric: str, x: str) -> str:
+    """A seed group's point: the mean, and the lowest and highest run with how many ran."""
+    fmt = ":.2%" if metric == "accuracy" else ":.4f"
+    x_text = "epoch %{x}" if x == "epoch" else "%{x:.1f} s"
+    return (
+        f"<b>%{{fullData.name}}</b><br>{x_text}<br>{split} {metric} mean %{{y{fmt}}}<br>"
+        f"range %{{customdata[0]{fmt}}} – %{{customdata[1]{fmt}}} (runs: %{{customdata[2]}})"
+        "<extra></extra>"
+    )
 
 
 def probabilities_figure(answers: dict[str, np.ndarray], frameworks: dict[str, str]) -> go.Figure:

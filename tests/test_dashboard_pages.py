@@ -528,6 +528,12 @@ def test_curves_grouped_by_seed_draw_each_settings_mean_inside_its_range(
     np.testing.assert_allclose(values(top["y"]), [0.92, 0.98])
     np.testing.assert_allclose(values(bottom["y"]), [0.90, 0.94])
     assert bottom["fill"] == "tonexty" and not bottom["showlegend"]
+    # hovering the mean gives the range and the run count, not the mean alone
+    np.testing.assert_allclose(values(mean["customdata"]), [[0.90, 0.92, 2], [0.94, 0.98, 2]])
+    assert (
+        "range %{customdata[0]:.2%} – %{customdata[1]:.2%} (runs: %{customdata[2]})"
+        in (mean["hovertemplate"])
+    )
 
 
 def test_a_share_link_can_open_the_curves_grouped_by_seed(results_dir: Path) -> None:
