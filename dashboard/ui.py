@@ -277,12 +277,20 @@ def picked_runs(runs: pd.DataFrame, default_status: str | None = "done") -> pd.D
 def warn_missing_picks(runs: pd.DataFrame) -> None:
     """Name the picked runs (from a shared link, say) that this store does not have."""
     known = set(runs["run_id"])
-    missing = [i for i in picked_run_ids() if i not in known]
+    picked = picked_run_ids()
+    missing = [i for i in picked if i not in known]
     if missing:
         st.warning(
             f"Not in this store: {', '.join(missing)}. They were deleted, or they come from "
             "another dashboard: then import their bundle on the Runs page (or point "
-            "RESULTS_DIR at their store)."
+            "RESULTS_DIR at their store). They stay picked until then, or until forgotten."
+        )
+        here = [i for i in picked if i in known]
+        st.button(
+            "Forget the runs not in this store",
+            key="forget_missing",
+            on_click=pick_runs,
+            args=(here,),
         )
 
 
@@ -339,7 +347,9 @@ def run_picker(
     """A multiselect of every run in the store that reads and writes the picked runs.
 
     It shows the picked runs this store has, every time: a run picked by a link before it
-    was imported appears once it is here, one deleted meanwhile goes.
+    was imported appears once it is here, one deleted meanwhile goes. Changing the pick keeps
+    the picked runs the store does not have (yet): a link's run still to be imported is not
+    lost by adding another run (:func:`warn_missing_picks` offers to forget them).
     """
     labels = labels_by_id(runs)
     here = [run_id for run_id in picked_run_ids() if run_id in labels]
@@ -347,7 +357,8 @@ def run_picker(
         st.session_state[key] = here
 
     def changed() -> None:
-        pick_runs(st.session_state[key])
+        elsewhere = [run_id for run_id in picked_run_ids() if run_id not in labels]
+        pick_runs(st.session_state[key] + elsewhere)
 
     st.multiselect(
         label,

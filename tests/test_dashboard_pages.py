@@ -1199,6 +1199,24 @@ def test_home_names_the_linked_runs_this_store_does_not_have(results_dir: Path) 
     assert app.multiselect(key="pick").value == [here.name]
 
 
+def test_changing_the_pick_keeps_a_linked_run_still_to_be_imported_until_forgotten(
+    results_dir: Path,
+) -> None:
+    here = store.create_run(RunSpec("torch", "dnn"), results_dir, status="queued")
+    also = store.create_run(RunSpec("keras", "dnn"), results_dir, status="queued")
+    gone = "20990101-000000-torch-dnn-gone00"
+    app = open_page("home", runs=[gone, here.name])
+
+    app.multiselect(key="pick").select(also.name)
+    rerun(app)
+    assert app.query_params["runs"] == f"{here.name},{also.name},{gone}"
+    assert f"Not in this store: {gone}" in texts(app.warning)
+
+    press(app, app.button(key="forget_missing"))
+    assert app.query_params["runs"] == f"{here.name},{also.name}"
+    assert "Not in this store" not in texts(app.warning)
+
+
 @pytest.mark.parametrize("page", ["home", "runs"])
 def test_a_link_opened_on_an_empty_store_names_the_runs_it_asked_for(
     results_dir: Path, page: str
