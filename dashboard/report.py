@@ -25,7 +25,7 @@ from plotly.offline import get_plotlyjs
 
 from dashboard import charts
 from engines import metrics, store
-from engines.compare import MISSING, seed_table, setting_name, setting_value
+from engines.compare import MISSING, curves_summary, seed_table, setting_name, setting_value
 from engines.spec import RunSpec
 
 TITLE = "Digit Lab report"
@@ -216,7 +216,7 @@ def _seconds(value: Any) -> str:
 
 def _format(value: Any, spec: str, unit: str = "") -> str:
     """``value`` formatted, or shown as it is when a hand-edited run.json has an odd type."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return MISSING
     try:
         return format(value, spec) + unit
@@ -233,14 +233,40 @@ def _curves(runs: list[ReportRun]) -> str:
     history = _all_history(runs)
     if history is None:
         return _muted("No epoch history in these runs.")
-    return "".join(_figure(charts.curves_figure(history, metric)) for metric in charts.METRICS)
+    figures = "".join(_figure(charts.curves_figure(history, metric)) for metric in charts.METRICS)
+    return figures + _as_text("The curves in numbers", curves_table(history))
+
+
+def curves_table(history: pd.DataFrame) -> str:
+    """:func:`engines.compare.curves_summary` as HTML: the curves' text alternative."""
+    headers = ["run", "epochs", "last val accuracy", "best val accuracy", "best at epoch",
+               "last val loss", "lowest val loss", "lowest at epoch"]  # fmt: skip
+    rows = [
+        [row.run, _number(row.epochs, "d"), _percent(row.last_val_accuracy),
+         _percent(row.best_val_accuracy), _number(row.best_accuracy_epoch, "d"),
+         _number(row.last_val_loss, ".4f"), _number(row.lowest_val_loss, ".4f"),
+         _number(row.lowest_loss_epoch, "d")]
+        for row in curves_summary(history).itertuples()
+    ]  # fmt: skip
+    return _table(headers, rows, numeric=range(1, len(headers)))
 
 
 def _lr_schedules(runs: list[ReportRun]) -> str:
     history = _all_history(runs)
     if history is None:
         return _muted("No epoch history in these runs.")
-    return _figure(charts.lr_figure(history))
+    return _figure(charts.lr_figure(history)) + _as_text("The rates in numbers", lr_table(history))
+
+
+def lr_table(history: pd.DataFrame) -> str:
+    """One row per epoch, one column per run: the learning rate it trained that epoch with."""
+    rates = history.pivot_table(index="epoch", columns="label", values="lr", dropna=False)
+    labels = list(dict.fromkeys(history["label"]))
+    rows = [
+        [str(epoch), *(_number(rates.at[epoch, label], ".3g") for label in labels)]
+        for epoch in rates.index
+    ]
+    return _table(["epoch", *labels], rows, numeric=range(1, len(labels) + 1))
 
 
 def _all_history(runs: list[ReportRun]) -> pd.DataFrame | None:
@@ -249,14 +275,28 @@ def _all_history(runs: list[ReportRun]) -> pd.DataFrame | None:
 
 
 def _confusion_matrices(runs: list[ReportRun]) -> str:
-    figures = [
-        _figure(charts.confusion_figure(metrics.confusion_matrix(run.predictions), run.label))
-        for run in runs
-        if run.predictions is not None
-    ]
+    figures = []
+    for run in runs:
+        if run.predictions is None:
+            continue
+        matrix = metrics.confusion_matrix(run.predictions)
+        figure = _figure(charts.confusion_figure(matrix, run.label))
+        figures.append(f"<div>{figure}{_as_text('The counts', confusion_table(matrix))}</div>")
     if not figures:
         return _muted("No test predictions in these runs.")
     return f'<div class="grid">{"".join(figures)}</div>'
+
+
+def confusion_table(matrix: Any) -> str:
+    """A confusion matrix as HTML: a row per true digit, a column per predicted one."""
+    rows = [[str(true), *(f"{int(count):,}" for count in row)] for true, row in enumerate(matrix)]
+    headers = ["true \\ predicted", *map(str, range(len(matrix)))]
+    return _table(headers, rows, numeric=range(1, len(headers)))
+
+
+def _as_text(title: str, table: str) -> str:
+    """A chart's numbers, folded away under it: for screen readers, and to copy exact values."""
+    return f"<details><summary>{html.escape(title)}</summary>{table}</details>"
 
 
 def _figure(figure: go.Figure) -> str:

@@ -212,3 +212,62 @@ def test_text_from_the_store_is_escaped(tmp_path: Path) -> None:
     text = " ".join(checker.text)
     assert nasty in text  # shown to the reader as plain text
     assert "<img src=x onerror=alert(1)>: no run.json" in text
+
+
+class DetailsTables(HTMLParser):
+    """The tables folded under the charts: {summary: rows of cell texts}."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tables: dict[str, list[list[str]]] = {}
+        self.summary: str | None = None
+        self.in_summary = False
+        self.cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "summary":
+            self.in_summary, self.summary = True, ""
+        elif tag == "tr" and self.summary is not None:
+            self.tables.setdefault(self.summary, []).append([])
+        elif tag in ("td", "th") and self.summary is not None:
+            self.cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "summary":
+            self.in_summary = False
+        elif tag in ("td", "th") and self.cell is not None:
+            self.tables[self.summary][-1].append("".join(self.cell))
+            self.cell = None
+        elif tag == "details":
+            self.summary = None
+
+    def handle_data(self, data: str) -> None:
+        if self.in_summary:
+            self.summary += data
+        elif self.cell is not None:
+            self.cell.append(data)
+
+
+def test_each_chart_has_its_numbers_as_a_table_under_it(tmp_path: Path) -> None:
+    """A text alternative (screen readers, exact values to copy) folded under each chart."""
+    run_dir = make_run(tmp_path)
+    run = store.read_run(run_dir)
+    rows = [
+        dict(epoch=e, train_loss=0.5, train_accuracy=0.9, val_loss=loss, val_accuracy=accuracy,
+             lr=lr, epoch_seconds=2.0)
+        for e, loss, accuracy, lr in [(1, 0.4, 0.91, 1e-3), (2, 0.3, 0.95, 5e-4),
+                                      (3, 0.35, 0.93, 1e-4)]
+    ]  # fmt: skip
+    store.write_history(run_dir, run, rows)
+
+    tables = DetailsTables()
+    tables.feed(build_report([run_dir]))
+
+    label = f"keras/cnn {run_dir.name[-6:]}"
+    curves = tables.tables["The curves in numbers"]
+    assert curves[1] == [label, "3", "93.00%", "95.00%", "2", "0.3500", "0.3000", "2"]
+    rates = tables.tables["The rates in numbers"]
+    assert rates == [["epoch", label], ["1", "0.001"], ["2", "0.0005"], ["3", "0.0001"]]
+    counts = tables.tables["The counts"]  # 40 test images, all right: 4 of each digit
+    assert counts[0] == ["true \\ predicted", *map(str, range(10))]
+    assert counts[3] == ["2", "0", "0", "4", *["0"] * 7]
