@@ -72,7 +72,7 @@ def curves_figure(
                     figure.add_trace(trace, row=1, col=col)
                 hover = {
                     "customdata": run[[f"{column}_min", f"{column}_max", "runs"]].to_numpy(),
-                    "hovertemplate": _group_hover(split, metric, x),
+                    "hovertemplate": _hover(split, metric, x, group=True),
                 }
             figure.add_trace(
                 go.Scatter(
@@ -256,21 +256,18 @@ def _cell_texts(values: np.ndarray, shares: bool, signed: bool) -> list[list[str
     return [[text(value) for value in row] for row in values]
 
 
-def _hover(split: str, metric: str, x: str) -> str:
+def _hover(split: str, metric: str, x: str, group: bool = False) -> str:
+    """A point's hover text; a seed ``group``'s mean also gives its runs' range and count
+    (the trace's ``customdata``: lowest, highest, runs)."""
     x_text = "epoch %{x}" if x == "epoch" else "%{x:.1f} s"
-    value = "%{y:.2%}" if metric == "accuracy" else "%{y:.4f}"
-    return f"<b>%{{fullData.name}}</b><br>{x_text}<br>{split} {metric} {value}<extra></extra>"
-
-
-def _group_hover(split: str, metric: str, x: str) -> str:
-    """A seed group's point: the mean, and the lowest and highest run with how many ran."""
     fmt = ":.2%" if metric == "accuracy" else ":.4f"
-    x_text = "epoch %{x}" if x == "epoch" else "%{x:.1f} s"
-    return (
-        f"<b>%{{fullData.name}}</b><br>{x_text}<br>{split} {metric} mean %{{y{fmt}}}<br>"
-        f"range %{{customdata[0]{fmt}}} – %{{customdata[1]{fmt}}} (runs: %{{customdata[2]}})"
-        "<extra></extra>"
-    )
+    value = f"{split} {metric} %{{y{fmt}}}"
+    if group:
+        value = (
+            f"{split} {metric} mean %{{y{fmt}}}<br>range %{{customdata[0]{fmt}}} – "
+            f"%{{customdata[1]{fmt}}} (runs: %{{customdata[2]}})"
+        )
+    return f"<b>%{{fullData.name}}</b><br>{x_text}<br>{value}<extra></extra>"
 
 
 def probabilities_figure(answers: dict[str, np.ndarray], frameworks: dict[str, str]) -> go.Figure:
