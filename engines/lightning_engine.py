@@ -25,7 +25,14 @@ from torch.nn import functional as F
 from torch.utils.data import BatchSampler, DataLoader, SequentialSampler, TensorDataset
 
 from engines.augment import epoch_images
-from engines.core import EVAL_BATCH_SIZE, EpochStats, OnEpoch, RunResult, usable_cores
+from engines.core import (
+    EVAL_BATCH_SIZE,
+    EpochStats,
+    OnEpoch,
+    RunResult,
+    reuse_freed_memory,
+    usable_cores,
+)
 from engines.data import Split
 from engines.spec import RunSpec
 from engines.torch_engine import (
@@ -211,6 +218,7 @@ def train(spec: RunSpec, data: Split, on_epoch: OnEpoch | None = None) -> RunRes
     """Train ``spec`` on ``data`` with a Lightning ``Trainer``; best val-loss weights restored."""
     quiet_lightning()
     torch.set_num_threads(usable_cores())  # as TensorFlow does by default: same cores each
+    reuse_freed_memory()
     L.seed_everything(spec.seed, verbose=False)
     module = DigitClassifier(spec)
     datamodule = MnistData(spec, data)

@@ -31,6 +31,7 @@ from engines.core import (
     RunResult,
     check_images,
     leaves_one_over,
+    reuse_freed_memory,
     training_batch_count,
     usable_cores,
 )
@@ -322,6 +323,7 @@ class EarlyStopper:
 def train(spec: RunSpec, data: Split, on_epoch: OnEpoch | None = None) -> RunResult:
     """Train ``spec`` on ``data``; weights of the best val-loss epoch are restored at the end."""
     torch.set_num_threads(usable_cores())  # as TensorFlow does by default: same cores each
+    reuse_freed_memory()
     torch.manual_seed(spec.seed)
     model = build_model(spec.arch, spec.dropout)
     optimizer = make_optimizer(model, spec)

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import platform
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,6 +173,48 @@ def test_lightning_trains_without_the_per_step_nvml_check_and_restores_it(mnist:
     )
     assert seen_while_training == [None]
     assert os.environ.get(NVML_CHECK) == "1"
+
+
+# Ten CNN training steps at batch 64 in a fresh process, counting minor page faults.
+FAULT_COUNTING_STEPS = """
+import resource, sys, torch
+from torch.nn import functional as F
+from engines.core import reuse_freed_memory
+from engines.spec import RunSpec
+from engines.torch_engine import build_model, make_optimizer
+reuse_freed_memory()
+torch.manual_seed(0)
+model = build_model("cnn", 0.25)
+optimizer = make_optimizer(model, RunSpec("torch", "cnn"))
+x, y = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
+def step():
+    optimizer.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    optimizer.step()
+for _ in range(3):
+    step()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    step()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(
+    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only"
+)
+def test_torch_training_steps_reuse_their_memory_instead_of_page_faulting() -> None:
+    """Without ``reuse_freed_memory`` these ten steps page-faulted 26,000-42,000 times here
+    (fresh pages for every activation buffer, zeroed by the kernel); with it, 1,500-3,500."""
+    child = subprocess.run(
+        [sys.executable, "-c", FAULT_COUNTING_STEPS],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert int(child.stdout.split()[-1]) < 10_000
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
