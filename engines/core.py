@@ -134,6 +134,11 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 MAX_MMAP_THRESHOLD = 32 * 1024 * 1024
 
 
+def runs_on_glibc() -> bool:
+    """Whether this process's C library is glibc (whose malloc ``mallopt`` tunes)."""
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+
 def reuse_freed_memory() -> None:
     """Make glibc's malloc keep freed memory for the next allocation (a no-op elsewhere).
 
@@ -146,7 +151,7 @@ def reuse_freed_memory() -> None:
     PyTorch and Lightning engines' ``train`` (TensorFlow has its own allocator: no faults
     to save, no change measured).
     """
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if not runs_on_glibc():
         return
     libc = ctypes.CDLL(None)  # the C library this process already runs on
     libc.mallopt(M_MMAP_THRESHOLD, MAX_MMAP_THRESHOLD)

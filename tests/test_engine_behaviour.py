@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import platform
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines.core import EpochStats, RunResult, check_images, import_engine
+from engines.core import EpochStats, RunResult, check_images, import_engine, runs_on_glibc
 from engines.data import Mnist, Split, load_mnist, split
 from engines.spec import RunSpec
 
@@ -177,7 +176,7 @@ def test_lightning_trains_without_the_per_step_nvml_check_and_restores_it(mnist:
 
 # Ten CNN training steps at batch 64 in a fresh process, counting minor page faults.
 FAULT_COUNTING_STEPS = """
-import resource, sys, torch
+import resource, torch
 from torch.nn import functional as F
 from engines.core import reuse_freed_memory
 from engines.spec import RunSpec
@@ -200,9 +199,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
-@pytest.mark.skipif(
-    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only"
-)
+@pytest.mark.skipif(not runs_on_glibc(), reason="a glibc malloc setting")
 def test_torch_training_steps_reuse_their_memory_instead_of_page_faulting() -> None:
     """Without ``reuse_freed_memory`` these ten steps page-faulted 26,000-42,000 times here
     (fresh pages for every activation buffer, zeroed by the kernel); with it, 1,500-3,500."""
