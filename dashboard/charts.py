@@ -31,6 +31,11 @@ MARKERS = ("circle", "square", "diamond", "triangle-up", "x", "star", "cross", "
 X_AXES = {"epoch": "epoch", "seconds": "seconds of training (epoch times summed)"}
 METRICS = ("accuracy", "loss")
 CHARTS_PER_ROW = 3  # probability bar charts side by side
+# Run legends sit in rows below the plot, not in a column beside it: a column took 40 % of
+# a phone-width chart. Plotly widens the bottom margin to fit them, below the axis titles;
+# the chart grows with the number of runs so that the plot keeps its height.
+LEGEND_BELOW = {"orientation": "h", "y": -0.25, "yanchor": "top", "x": 0, "title_text": "run"}
+PLOT_HEIGHT, HEIGHT_PER_RUN = 400, 14
 
 
 def run_label(run: pd.Series | dict) -> str:
@@ -96,7 +101,8 @@ def curves_figure(
         figure.update_yaxes(type="log", exponentformat="power")
     if metric == "accuracy":
         figure.update_yaxes(tickformat=".0%")
-    figure.update_layout(hovermode="closest", legend_title_text="run", margin={"t": 40})
+    figure.update_layout(hovermode="closest")
+    _legend_below(figure, runs=len(styles))
     return figure
 
 
@@ -139,9 +145,8 @@ def lr_figure(history: pd.DataFrame) -> go.Figure:
         yaxis_title="learning rate",
         yaxis_type="log",
         yaxis_exponentformat="power",  # 10⁻³, 10⁻⁴: not plotly's mix of 0.001 and 100μ
-        legend_title_text="run",
-        margin={"t": 30},
     )
+    _legend_below(figure, runs=len(styles))
     _whole_epoch_ticks(figure, history["epoch"].max())
     return figure
 
@@ -151,6 +156,12 @@ def _each_run(history: pd.DataFrame, styles: dict[str, dict]):
     every chart's legend lists the runs in the same order."""
     by_label = dict(tuple(history.sort_values("epoch").groupby("label", sort=False)))
     return ((label, by_label[label]) for label in styles)
+
+
+def _legend_below(figure: go.Figure, runs: int) -> None:
+    figure.update_layout(
+        legend=LEGEND_BELOW, height=PLOT_HEIGHT + HEIGHT_PER_RUN * runs, margin={"t": 40}
+    )
 
 
 def _whole_epoch_ticks(figure: go.Figure, last_epoch: int) -> None:

@@ -125,3 +125,14 @@ def test_each_framework_has_distinct_shades_starting_from_its_colour() -> None:
     for framework, shades in charts.FRAMEWORK_SHADES.items():
         assert shades[0] == charts.FRAMEWORK_COLOURS[framework]
         assert len(set(shades)) == len(shades)
+
+
+def test_run_legends_sit_below_the_plot_and_the_chart_grows_to_hold_them() -> None:
+    """A legend column beside the plot took 40 % of a phone-width chart."""
+    few = history_of(("torch/dnn aaaaaa", "torch", "dnn"))
+    many = history_of(*[(f"torch/dnn {n:06d}", "torch", "dnn") for n in range(12)])
+
+    for figure_of in (lambda h: charts.curves_figure(h, "loss"), charts.lr_figure):
+        small, large = figure_of(few), figure_of(many)
+        assert small.layout.legend.orientation == "h" and small.layout.legend.y < 0
+        assert large.layout.height > small.layout.height
