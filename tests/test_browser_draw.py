@@ -125,6 +125,26 @@ def test_a_dot_is_called_a_speck_not_classified(draw_page) -> None:
     page.get_by_text(EMPTY_MESSAGE).wait_for(timeout=ANSWER_TIMEOUT_MS)
 
 
+def test_a_drawing_survives_a_look_at_the_upload_tab(draw_page, done_runs) -> None:
+    page = draw_page
+    draw_seven(page, fresh_canvas(page))
+    page.locator('[data-testid="stPlotlyChart"]').wait_for(timeout=ANSWER_TIMEOUT_MS)
+
+    page.get_by_role("tab", name="Upload a picture").click()
+    page.get_by_text("Upload a PNG or JPEG picture").wait_for(timeout=ANSWER_TIMEOUT_MS)
+    wait_for_idle(page, ANSWER_TIMEOUT_MS)
+    assert page.locator('[data-testid="stMetric"]').count() == 0  # the drawing is not the input
+
+    page.get_by_role("tab", name="Draw").click()
+    page.wait_for_function(
+        f"() => document.querySelectorAll('[data-testid=\"stMetric\"]').length >= {len(done_runs)}",
+        timeout=ANSWER_TIMEOUT_MS,
+    )
+    wait_for_idle(page, ANSWER_TIMEOUT_MS)
+    assert page.locator('[data-testid="stMetric"]').count() == len(done_runs)
+    assert page.get_by_text(EMPTY_MESSAGE).count() == 0
+
+
 def png_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
@@ -145,7 +165,7 @@ def upload(page, name: str, data: bytes) -> None:
 
 def test_uploaded_picture_is_predicted_and_garbage_is_refused(draw_page, done_runs) -> None:
     page = draw_page
-    page.get_by_text("Upload a picture", exact=True).click()
+    page.get_by_role("tab", name="Upload a picture").click()
     upload(page, "seven.png", seven_on_paper_png())
     page.wait_for_function(
         f"() => document.querySelectorAll('[data-testid=\"stMetric\"]').length >= {len(done_runs)}",

@@ -189,11 +189,18 @@ done = runs[runs["status"] == "done"]
 
 left, right = st.columns([3, 2])
 with left:
-    source = st.radio("Input", [DRAW, UPLOAD], horizontal=True, label_visibility="collapsed")
+    # Tabs, not a radio: both inputs stay on the page, so a drawing survives a look at the
+    # upload tab and back. Only the open tab's input is predicted.
+    draw_tab, upload_tab = st.tabs([DRAW, UPLOAD], key="input_tab", on_change="rerun")
+    with draw_tab:
+        drawn, pen_width = drawn_image()
+    with upload_tab:
+        uploaded, upload_name = uploaded_image()
+    source = UPLOAD if upload_tab.open else DRAW
     if source == DRAW:
-        (image, pen_width), name = drawn_image(), None
+        image, name = drawn, None
     else:
-        (image, name), pen_width = uploaded_image(), 0
+        (image, name), pen_width = (uploaded, upload_name), 0
     if image is None:  # nothing drawn yet, or an upload that does not decode (said why)
         digit, explained = None, name is not None
     else:
