@@ -359,6 +359,27 @@ def delete_run(run_dir: str | Path, root: str | Path | None = None) -> None:
     shutil.rmtree(run_dir)
 
 
+MAX_NOTES = 500  # characters: a line for the leaderboard, not a lab notebook
+
+
+def set_notes(run_dir: str | Path, notes: str) -> dict[str, Any]:
+    """Replace a finished run's notes (``spec.notes``), e.g. to say afterwards what it tried.
+
+    Not while it is queued or running: its job rewrites ``run.json`` every epoch and would
+    put the old notes back.
+    """
+    run = read_run(run_dir)
+    name, status = Path(run_dir).name, effective_status(run)
+    if status in ACTIVE_STATUSES:
+        raise StoreError(f"{name} is still {status}: edit its notes once it has finished")
+    notes = notes.strip()
+    if len(notes) > MAX_NOTES:
+        raise StoreError(f"notes of {len(notes)} characters: keep them to {MAX_NOTES}")
+    run["spec"]["notes"] = notes
+    write_json(Path(run_dir) / RUN_JSON, run)
+    return run
+
+
 # --- liveness ----------------------------------------------------------------------------
 def process_alive(pid: int) -> bool:
     try:

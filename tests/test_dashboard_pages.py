@@ -1283,3 +1283,28 @@ def test_a_link_value_a_page_cannot_show_is_named_and_the_rest_of_the_link_appli
     assert "norm=rows (norm takes true or false)" in texts(confusion.warning)
 
     assert "Ignored from the link" not in texts(open_link("curves", x="seconds").warning)
+
+
+def test_notes_edited_on_the_runs_page_reach_the_store_and_the_leaderboard(
+    results_dir: Path,
+) -> None:
+    first = store.create_run(RunSpec("torch", "dnn", notes="baseline"), results_dir)
+    second = store.create_run(RunSpec("keras", "cnn"), results_dir)
+    running = store.create_run(RunSpec("torch", "cnn"), results_dir, status="running")
+    for run_dir in (first, second):
+        store.update_run(run_dir, status="done", test_accuracy=0.97, test_loss=0.1)
+    app = open_page("runs")
+    picker = box(app, "Run")
+    assert running.name not in picker.options and len(picker.options) == 2  # its job's run.json
+
+    picker.set_value(second.name)
+    rerun(app)
+    (notes,) = [field for field in app.text_input if field.key.startswith("notes_text")]
+    assert notes.value == ""
+    notes.set_value("rotations help?")
+    press(app, app.button(key="FormSubmitter:notes_form-Save notes"))
+
+    assert store.read_run(second)["spec"]["notes"] == "rotations help?"
+    assert store.read_run(first)["spec"]["notes"] == "baseline"
+    table = open_page("home").dataframe[0].value.set_index("run_id")
+    assert table.loc[second.name, "spec_notes"] == "rotations help?"

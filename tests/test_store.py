@@ -316,6 +316,31 @@ def test_delete_refuses_folders_outside_the_store(results_dir: Path, tmp_path: P
     assert not run_dir.exists()
 
 
+def test_notes_of_a_finished_run_can_be_rewritten_and_show_on_the_leaderboard(
+    results_dir: Path,
+) -> None:
+    run_dir = store.create_run(RunSpec("torch", "dnn", notes="first try"))
+    store.update_run(run_dir, status="done", test_accuracy=0.97, test_loss=0.1)
+
+    store.set_notes(run_dir, "  lr 3e-3: too high  ")
+
+    assert store.read_run(run_dir)["spec"]["notes"] == "lr 3e-3: too high"
+    assert load_runs()["spec_notes"].tolist() == ["lr 3e-3: too high"]
+    assert RunSpec.from_stored(store.read_run(run_dir)["spec"]).epochs == 40  # rest untouched
+
+
+def test_notes_are_refused_while_the_job_still_owns_the_run_or_when_too_long(
+    results_dir: Path,
+) -> None:
+    queued = store.create_run(RunSpec("torch", "dnn", notes="keep"))
+    with pytest.raises(store.StoreError, match="still queued"):
+        store.set_notes(queued, "new")
+    finished = store.create_run(RunSpec("torch", "dnn", notes="keep"), status="cancelled")
+    with pytest.raises(store.StoreError, match="keep them to 500"):
+        store.set_notes(finished, "x" * 501)
+    assert {store.read_run(d)["spec"]["notes"] for d in (queued, finished)} == {"keep"}
+
+
 def test_killed_training_leaves_no_done_run_and_no_broken_parquet(results_dir: Path) -> None:
     """SIGKILL in the middle of training: the run never reads as done, every file reads."""
     spec = RunSpec("torch", "cnn", epochs=30, train_limit=3000, val_size=500, test_limit=200)

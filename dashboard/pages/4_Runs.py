@@ -1,4 +1,4 @@
-"""Runs: job status, cancel, delete, and sharing (link, HTML report, zip bundles)."""
+"""Runs: job status, cancel, delete, notes, and sharing (link, HTML report, zip bundles)."""
 
 import sys
 from functools import partial
@@ -134,6 +134,41 @@ def delete_runs(doomed: pd.DataFrame) -> None:
     ui.pick_runs([i for i in ui.picked_run_ids() if i not in deleted])
     if deleted:
         sidebar.flash(f"Deleted {len(deleted)} run(s).")
+    st.rerun()
+
+
+def notes_controls(runs: pd.DataFrame) -> None:
+    """Rewrite a finished run's notes (the leaderboard's Notes column), e.g. to say what the
+    run turned out to show. Queued and running runs are left to their jobs."""
+    finished = runs[~runs["status"].isin(store.ACTIVE_STATUSES)]
+    if finished.empty:
+        st.caption("No finished runs yet.")
+        return
+    labels = ui.labels_by_id(finished)
+    run_id = st.selectbox(
+        "Run", list(labels), format_func=labels.get, key=ui.key_for("notes_pick", labels)
+    )
+    run = finished[finished["run_id"] == run_id].iloc[0]
+    current = run["spec_notes"] if isinstance(run["spec_notes"], str) else ""
+    with st.form("notes_form", border=False):
+        notes = st.text_input(
+            "Notes",
+            value=current,
+            max_chars=store.MAX_NOTES,
+            placeholder="what this run tried or showed",
+            key=ui.key_for("notes_text", [run_id, current]),  # fresh when the notes change
+        )
+        if st.form_submit_button("Save notes"):
+            save_notes(run["run_dir"], notes, labels[run_id])
+
+
+def save_notes(run_dir: str, notes: str, label: str) -> None:
+    try:
+        store.set_notes(run_dir, notes)
+    except (store.StoreError, OSError) as err:
+        st.error(f"{label}: notes not saved: {err}")
+        return
+    sidebar.flash(f"Notes saved for {label}.")
     st.rerun()
 
 
@@ -285,6 +320,9 @@ else:
 if not runs.empty or runs.attrs.get("skipped"):
     st.subheader("Delete runs")
     delete_controls(runs)
+if not runs.empty:
+    st.subheader("Notes")
+    notes_controls(runs)
 st.subheader("Share")
 if runs.empty:
     import_controls()
