@@ -166,6 +166,8 @@ def upload(page, name: str, data: bytes) -> None:
 def test_uploaded_picture_is_predicted_and_garbage_is_refused(draw_page, done_runs) -> None:
     page = draw_page
     page.get_by_role("tab", name="Upload a picture").click()
+    page.get_by_text("Upload a PNG or JPEG picture").wait_for(timeout=ANSWER_TIMEOUT_MS)
+    wait_for_idle(page, ANSWER_TIMEOUT_MS)  # the tab's rerun done: no drawing's answers left
     upload(page, "seven.png", seven_on_paper_png())
     page.wait_for_function(
         f"() => document.querySelectorAll('[data-testid=\"stMetric\"]').length >= {len(done_runs)}",
