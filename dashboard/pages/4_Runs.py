@@ -320,12 +320,12 @@ else:
 if not runs.empty or runs.attrs.get("skipped"):
     st.subheader("Delete runs")
     delete_controls(runs)
-if not runs.empty:
-    st.subheader("Notes")
-    notes_controls(runs)
 st.subheader("Share")
 if runs.empty:
     import_controls()
 else:
     share_controls(runs)
+if not runs.empty:
+    st.subheader("Notes")
+    notes_controls(runs)
 st.caption(f"Store: `{ui.results_root()}` (set RESULTS_DIR to share a team folder)")
