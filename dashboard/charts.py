@@ -33,8 +33,12 @@ METRICS = ("accuracy", "loss")
 CHARTS_PER_ROW = 3  # probability bar charts side by side
 # Run legends sit in rows below the plot, not in a column beside it: a column took 40 % of
 # a phone-width chart. Plotly widens the bottom margin to fit them, below the axis titles;
-# the chart grows with the number of runs so that the plot keeps its height.
-LEGEND_BELOW = {"orientation": "h", "y": -0.25, "yanchor": "top", "x": 0, "title_text": "run"}
+# the chart grows by a row's height per run (the rows a phone needs; a wide screen, with
+# several runs per row, gets a taller plot instead).
+LEGEND_BELOW = {
+    "orientation": "h", "y": -0.25, "yanchor": "top", "x": 0,
+    "title_text": "run", "title_side": "top",  # not beside the entries, eating phone width
+}  # fmt: skip
 PLOT_HEIGHT, HEIGHT_PER_RUN = 400, 14
 
 

@@ -29,6 +29,7 @@ from engines.spec import (
     FIELD_LABELS,
     FRAMEWORKS,
     MAX_LR,
+    MAX_NOTES,
     MNIST_TRAIN_IMAGES,
     SCHEDULERS,
     RunSpec,
@@ -227,6 +228,7 @@ def _launcher() -> None:
         FIELD_LABELS["notes"],
         key="launch_notes",
         placeholder="optional: what these runs try",
+        max_chars=MAX_NOTES,
         help="Stored with each run and shown on the leaderboard.",
         **keep,
     )

@@ -85,6 +85,7 @@ FIELD_LABELS = {
 MAX_LR = 10.0  # far beyond any useful Adam rate: a typo, not an experiment
 MAX_SEED = 2**31 - 1
 MAX_SEEDS = 10  # runs per pair that over_seeds makes
+MAX_NOTES = 500  # characters: a line for the leaderboard, not a lab notebook
 
 # What a run written before a field existed did: it trained without augmentation.
 FIELDS_ADDED_LATER: dict[str, Any] = {
@@ -162,6 +163,8 @@ class RunSpec:
             _check_int("test_limit", self.test_limit, low=1, high=MNIST_TEST_IMAGES)
         if not isinstance(self.notes, str):
             raise ValueError(f"notes: must be a string, got {self.notes!r}")
+        if len(self.notes) > MAX_NOTES and not _READING_STORED.get():
+            raise ValueError(f"notes: {len(self.notes)} characters, at most {MAX_NOTES}")
 
     # --- JSON round trip -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engines.data import PROJECT_ROOT
-from engines.spec import MNIST_TEST_IMAGES, RunSpec
+from engines.spec import MAX_NOTES, MNIST_TEST_IMAGES, RunSpec
 
 RUN_JSON = "run.json"
 HISTORY = "history.parquet"
@@ -357,9 +357,6 @@ def delete_run(run_dir: str | Path, root: str | Path | None = None) -> None:
     if run_dir.parent != results_dir(root).resolve():
         raise StoreError(f"{run_dir} is not a run folder of {results_dir(root)}")
     shutil.rmtree(run_dir)
-
-
-MAX_NOTES = 500  # characters: a line for the leaderboard, not a lab notebook
 
 
 def set_notes(run_dir: str | Path, notes: str) -> dict[str, Any]:

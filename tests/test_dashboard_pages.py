@@ -1293,18 +1293,52 @@ def test_notes_edited_on_the_runs_page_reach_the_store_and_the_leaderboard(
     running = store.create_run(RunSpec("torch", "cnn"), results_dir, status="running")
     for run_dir in (first, second):
         store.update_run(run_dir, status="done", test_accuracy=0.97, test_loss=0.1)
+    for day, run_dir in enumerate((first, second, running), start=1):  # newest listed first
+        store.update_run(run_dir, created_at=f"2026-11-0{day}T10:00:00Z")
     app = open_page("runs")
     picker = box(app, "Run")
-    assert running.name not in picker.options and len(picker.options) == 2  # its job's run.json
+    labels = {d: short_label(d) for d in (first, second)}
+    assert sorted(picker.options) == sorted(labels.values())  # not the running job's run
 
     picker.set_value(second.name)
     rerun(app)
-    (notes,) = [field for field in app.text_input if field.key.startswith("notes_text")]
-    assert notes.value == ""
-    notes.set_value("rotations help?")
-    press(app, app.button(key="FormSubmitter:notes_form-Save notes"))
+    notes_field(app).set_value("rotations help?")
+    store.update_run(running, status="done", test_accuracy=0.9, test_loss=0.3)  # meanwhile
+    press(app, app.button(key=SAVE_NOTES))
 
+    picker = box(app, "Run")  # a new box: the finished runs changed
+    assert picker.options[0] != labels[second]  # a box starting afresh would show another run
+    assert picker.value == second.name  # still the run the notes were typed for
     assert store.read_run(second)["spec"]["notes"] == "rotations help?"
     assert store.read_run(first)["spec"]["notes"] == "baseline"
     table = open_page("home").dataframe[0].value.set_index("run_id")
     assert table.loc[second.name, "spec_notes"] == "rotations help?"
+
+
+def test_notes_stored_before_the_length_limit_are_not_cut_short_by_saving(
+    results_dir: Path,
+) -> None:
+    run_dir = store.create_run(RunSpec("torch", "dnn"), results_dir)
+    long_notes = "x" * 600
+    run = store.read_run(run_dir)
+    store.update_run(run_dir, status="done", spec=run["spec"] | {"notes": long_notes})
+    app = open_page("runs")
+    assert notes_field(app).value == long_notes
+
+    press(app, app.button(key=SAVE_NOTES))
+
+    assert "keep them to 500" in texts(app.error)
+    assert store.read_run(run_dir)["spec"]["notes"] == long_notes
+
+
+SAVE_NOTES = "FormSubmitter:notes_form-Save notes"
+
+
+def notes_field(app: AppTest):
+    (field,) = [field for field in app.text_input if field.key.startswith("notes_text")]
+    return field
+
+
+def short_label(run_dir: Path) -> str:
+    framework, arch = run_dir.name.split("-")[2:4]
+    return f"{framework}/{arch} {run_dir.name[-6:]}"

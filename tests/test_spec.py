@@ -130,3 +130,12 @@ def test_a_stored_run_from_before_the_two_image_minimum_stays_readable() -> None
     assert (spec.batch_size, spec.train_limit) == (1, 1)
     with pytest.raises(ValueError, match="batch_size: must be between 2"):
         RunSpec.from_dict(stored)  # a new run still may not
+
+
+def test_notes_longer_than_the_limit_are_refused_for_new_runs_but_stored_ones_stay_readable() -> (
+    None
+):
+    with pytest.raises(ValueError, match="notes: 501 characters, at most 500"):
+        RunSpec("torch", "dnn", notes="x" * 501)
+    stored = RunSpec("torch", "dnn").to_dict() | {"notes": "x" * 600}  # written before the limit
+    assert len(RunSpec.from_stored(stored).notes) == 600

@@ -200,7 +200,7 @@ with left:
     if source == DRAW:
         image, name = drawn, None
     else:
-        (image, name), pen_width = (uploaded, upload_name), 0
+        image, name, pen_width = uploaded, upload_name, 0
     if image is None:  # nothing drawn yet, or an upload that does not decode (said why)
         digit, explained = None, name is not None
     else:

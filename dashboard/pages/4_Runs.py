@@ -12,6 +12,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from dashboard import report, sidebar, ui
 from engines import bundle, jobs, store
+from engines.spec import MAX_NOTES
 
 st.set_page_config(page_title="Runs · Digit Lab", page_icon="🗂️", layout="wide")
 sidebar.show()
@@ -21,6 +22,7 @@ CONFIRM_KEY = "confirm_delete"
 IMPORT_ROUND_KEY = "import_round"
 IMPORT_MESSAGE = "import"  # a refused bundle's message (see ui.remember_message)
 EXPORT_MESSAGE = "export"  # why Export bundle made no bundle
+NOTES_RUN_KEY = "notes_run"  # the run whose notes the Notes box shows
 EXPORT_KEY = "prepared_bundle"  # the zip Export bundle built, while the same runs are picked
 EXPORT_HELP = "Zips the picked runs, for Import bundle on another dashboard; then download it."
 TABLE_COLUMNS = ["run_id", "framework", "arch", "status", "progress", "test_accuracy", "created_at"]
@@ -139,22 +141,34 @@ def delete_runs(doomed: pd.DataFrame) -> None:
 
 def notes_controls(runs: pd.DataFrame) -> None:
     """Rewrite a finished run's notes (the leaderboard's Notes column), e.g. to say what the
-    run turned out to show. Queued and running runs are left to their jobs."""
+    run turned out to show. Queued and running runs are left to their jobs.
+
+    The Run box gets a new key when the finished runs change (one finishes, one is deleted)
+    but keeps the run picked before, so notes typed for it are saved to it.
+    """
     finished = runs[~runs["status"].isin(store.ACTIVE_STATUSES)]
     if finished.empty:
         st.caption("No finished runs yet.")
         return
     labels = ui.labels_by_id(finished)
+    ids = list(labels)
+    last = st.session_state.get(NOTES_RUN_KEY)
     run_id = st.selectbox(
-        "Run", list(labels), format_func=labels.get, key=ui.key_for("notes_pick", labels)
+        "Run",
+        ids,
+        index=ids.index(last) if last in ids else 0,
+        format_func=labels.get,
+        key=ui.key_for("notes_pick", ids),
     )
+    st.session_state[NOTES_RUN_KEY] = run_id
     run = finished[finished["run_id"] == run_id].iloc[0]
     current = run["spec_notes"] if isinstance(run["spec_notes"], str) else ""
     with st.form("notes_form", border=False):
         notes = st.text_input(
             "Notes",
             value=current,
-            max_chars=store.MAX_NOTES,
+            # Never cut notes written before the limit: Save then says they are too long.
+            max_chars=max(MAX_NOTES, len(current)),
             placeholder="what this run tried or showed",
             key=ui.key_for("notes_text", [run_id, current]),  # fresh when the notes change
         )
