@@ -54,6 +54,14 @@ def draw_seven(page, canvas) -> None:
     page.mouse.up()
 
 
+def wait_for_answers(page, count: int) -> None:
+    """Until ``count`` prediction cards are on the page (the first answer loads every model)."""
+    page.wait_for_function(
+        f"() => document.querySelectorAll('[data-testid=\"stMetric\"]').length >= {count}",
+        timeout=ANSWER_TIMEOUT_MS,
+    )
+
+
 def test_empty_canvas_asks_for_a_digit_instead_of_predicting(draw_page) -> None:
     page = draw_page
     page.get_by_text(EMPTY_MESSAGE).wait_for()
@@ -64,10 +72,7 @@ def test_drawn_digit_gets_one_prediction_per_finished_model(draw_page, done_runs
     page = draw_page
     draw_seven(page, page.locator(CANVAS))
     cards = page.locator('[data-testid="stMetric"]')
-    page.wait_for_function(
-        f"() => document.querySelectorAll('[data-testid=\"stMetric\"]').length >= {len(done_runs)}",
-        timeout=ANSWER_TIMEOUT_MS,
-    )
+    wait_for_answers(page, len(done_runs))
     page.locator('[data-testid="stPlotlyChart"]').wait_for(timeout=ANSWER_TIMEOUT_MS)
     wait_for_idle(page, ANSWER_TIMEOUT_MS)
     assert cards.count() == len(done_runs)
@@ -136,10 +141,7 @@ def test_a_drawing_survives_a_look_at_the_upload_tab(draw_page, done_runs) -> No
     assert page.locator('[data-testid="stMetric"]').count() == 0  # the drawing is not the input
 
     page.get_by_role("tab", name="Draw").click()
-    page.wait_for_function(
-        f"() => document.querySelectorAll('[data-testid=\"stMetric\"]').length >= {len(done_runs)}",
-        timeout=ANSWER_TIMEOUT_MS,
-    )
+    wait_for_answers(page, len(done_runs))
     wait_for_idle(page, ANSWER_TIMEOUT_MS)
     assert page.locator('[data-testid="stMetric"]').count() == len(done_runs)
     assert page.get_by_text(EMPTY_MESSAGE).count() == 0
@@ -169,10 +171,7 @@ def test_uploaded_picture_is_predicted_and_garbage_is_refused(draw_page, done_ru
     page.get_by_text("Upload a PNG or JPEG picture").wait_for(timeout=ANSWER_TIMEOUT_MS)
     wait_for_idle(page, ANSWER_TIMEOUT_MS)  # the tab's rerun done: no drawing's answers left
     upload(page, "seven.png", seven_on_paper_png())
-    page.wait_for_function(
-        f"() => document.querySelectorAll('[data-testid=\"stMetric\"]').length >= {len(done_runs)}",
-        timeout=ANSWER_TIMEOUT_MS,
-    )
+    wait_for_answers(page, len(done_runs))
     assert page.locator('[data-testid="stMetric"]').count() == len(done_runs)
 
     upload(page, "broken.png", b"this is not a picture")

@@ -1295,10 +1295,10 @@ def test_notes_edited_on_the_runs_page_reach_the_store_and_the_leaderboard(
         store.update_run(run_dir, status="done", test_accuracy=0.97, test_loss=0.1)
     for day, run_dir in enumerate((first, second, running), start=1):  # newest listed first
         store.update_run(run_dir, created_at=f"2026-11-0{day}T10:00:00Z")
+    labels = {run.run_id: label(run) for _, run in engines.load_runs(results_dir).iterrows()}
     app = open_page("runs")
     picker = box(app, "Run")
-    labels = {d: short_label(d) for d in (first, second)}
-    assert sorted(picker.options) == sorted(labels.values())  # not the running job's run
+    assert sorted(picker.options) == sorted(labels[d.name] for d in (first, second))  # no job
 
     picker.set_value(second.name)
     rerun(app)
@@ -1307,7 +1307,7 @@ def test_notes_edited_on_the_runs_page_reach_the_store_and_the_leaderboard(
     press(app, app.button(key=SAVE_NOTES))
 
     picker = box(app, "Run")  # a new box: the finished runs changed
-    assert picker.options[0] != labels[second]  # a box starting afresh would show another run
+    assert picker.options[0] != labels[second.name]  # a box starting afresh shows another run
     assert picker.value == second.name  # still the run the notes were typed for
     assert store.read_run(second)["spec"]["notes"] == "rotations help?"
     assert store.read_run(first)["spec"]["notes"] == "baseline"
@@ -1337,8 +1337,3 @@ SAVE_NOTES = "FormSubmitter:notes_form-Save notes"
 def notes_field(app: AppTest):
     (field,) = [field for field in app.text_input if field.key.startswith("notes_text")]
     return field
-
-
-def short_label(run_dir: Path) -> str:
-    framework, arch = run_dir.name.split("-")[2:4]
-    return f"{framework}/{arch} {run_dir.name[-6:]}"
